@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vtier's metadata engine, userspace build.
+//!
+//! The engine is `no_std`, allocates fallibly and never panics on data read
+//! from a device. The same source files are compiled into `vtier.ko`: the
+//! module's crate root (`rust/vtier.rs`) declares each engine module with a
+//! `#[path]` attribute, next to a kernel version of [`kcompat`]. So every
+//! engine module refers to its siblings as `crate::name`, and to the
+//! allocation API only through `crate::kcompat`.
+//!
+//! Adding a module: declare it here *and* in `rust/vtier.rs`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod crc32c;
+pub mod error;
+pub mod kcompat;
+pub mod superblock;

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The superblock: identity and roots of one vtier member device.
+//!
+//! Every member device (the performance device and each capacity device)
+//! starts with two superblock copies, in blocks 0 and 1. Commits alternate
+//! between them, so one copy is always complete; at mount the newest copy
+//! that verifies wins ([`Superblock::choose`]). The layout is in
+//! `doc/FORMAT.md`; every change to it bumps [`FORMAT_VERSION`].
+
+use crate::crc32c::crc32c;
+use crate::error::{Error, Result};
+use zerocopy::byteorder::little_endian::{U32, U64};
+use zerocopy::{FromBytes, IntoBytes};
+use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Size of every vtier block, metadata and data alike.
+pub const BLOCK_SIZE: usize = 4096;
+/// On-disk format version this engine writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// `"VTIERSB\0"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
+/// Block numbers of the two superblock copies.
+pub const COPIES: [u64; 2] = [0, 1];
+
+/// What a member device is for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The fast tier: metadata, the write log, hot data.
+    Performance,
+    /// One device of the erasure-coded capacity tier.
+    Capacity,
+}
+
+impl Role {
+    fn to_raw(self) -> u32 {
+        match self {
+            Role::Performance => 1,
+            Role::Capacity => 2,
+        }
+    }
+
+    fn from_raw(raw: u32, block: u64) -> Result<Self> {
+        match raw {
+            1 => Ok(Role::Performance),
+            2 => Ok(Role::Capacity),
+            _ => Err(Error::Corrupt {
+                block,
+                what: "superblock role",
+            }),
+        }
+    }
+}
+
+/// The superblock as it lies on disk, 4096 bytes, little-endian.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct RawSuperblock {
+    /// 0x000: CRC32C of bytes 0x004..0x1000.
+    checksum: U32,
+    /// 0x004: [`FORMAT_VERSION`].
+    version: U32,
+    /// 0x008: [`MAGIC`].
+    magic: U64,
+    /// 0x010: this copy's own block number (catches misdirected writes).
+    block_nr: U64,
+    /// 0x018: commit generation; the newer valid copy wins.
+    generation: U64,
+    /// 0x020: UUID shared by every member of one volume set.
+    volume_uuid: [u8; 16],
+    /// 0x030: UUID of this member device.
+    device_uuid: [u8; 16],
+    /// 0x040: block size in bytes, always [`BLOCK_SIZE`].
+    block_size: U32,
+    /// 0x044: [`Role`]: 1 performance, 2 capacity.
+    role: U32,
+    /// 0x048: usable size of this device in blocks, at format time.
+    nr_blocks: U64,
+    /// 0x050: position of this device in the set (0 for the performance device).
+    device_index: U32,
+    /// 0x054: number of member devices in the set (1 + capacity devices).
+    nr_devices: U32,
+    /// 0x058..0x1000: zero.
+    reserved: [u8; BLOCK_SIZE - 0x58],
+}
+
+const _: () = assert!(core::mem::size_of::<RawSuperblock>() == BLOCK_SIZE);
+
+/// A decoded, verified superblock.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// Commit generation.
+    pub generation: u64,
+    /// UUID of the volume set.
+    pub volume_uuid: [u8; 16],
+    /// UUID of this device.
+    pub device_uuid: [u8; 16],
+    /// What the device is for.
+    pub role: Role,
+    /// Usable size in blocks.
+    pub nr_blocks: u64,
+    /// Position in the set.
+    pub device_index: u32,
+    /// Members in the set.
+    pub nr_devices: u32,
+}
+
+impl Superblock {
+    /// Encodes this superblock as copy `block` (0 or 1) into `out`.
+    pub fn encode(&self, block: u64, out: &mut [u8; BLOCK_SIZE]) {
+        let raw = RawSuperblock {
+            checksum: U32::new(0),
+            version: U32::new(FORMAT_VERSION),
+            magic: U64::new(MAGIC),
+            block_nr: U64::new(block),
+            generation: U64::new(self.generation),
+            volume_uuid: self.volume_uuid,
+            device_uuid: self.device_uuid,
+            block_size: U32::new(BLOCK_SIZE as u32),
+            role: U32::new(self.role.to_raw()),
+            nr_blocks: U64::new(self.nr_blocks),
+            device_index: U32::new(self.device_index),
+            nr_devices: U32::new(self.nr_devices),
+            reserved: [0; BLOCK_SIZE - 0x58],
+        };
+        out.copy_from_slice(raw.as_bytes());
+        let sum = crc32c(&out[4..]);
+        out[..4].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Decodes and verifies the superblock copy read from block `block`.
+    ///
+    /// Checks, in order: magic (is this a vtier device at all), checksum,
+    /// location, version, then every field's range.
+    pub fn decode(buf: &[u8], block: u64) -> Result<Self> {
+        let raw = RawSuperblock::read_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
+        if raw.magic.get() != MAGIC {
+            return Err(Error::BadMagic { block });
+        }
+        if raw.checksum.get() != crc32c(&buf[4..]) {
+            return Err(Error::BadChecksum { block });
+        }
+        if raw.block_nr.get() != block {
+            return Err(Error::WrongLocation {
+                block,
+                recorded: raw.block_nr.get(),
+            });
+        }
+        if raw.version.get() != FORMAT_VERSION {
+            return Err(Error::BadVersion {
+                found: raw.version.get(),
+            });
+        }
+        let corrupt = |what| Error::Corrupt { block, what };
+        if raw.block_size.get() as usize != BLOCK_SIZE {
+            return Err(corrupt("superblock block size"));
+        }
+        let role = Role::from_raw(raw.role.get(), block)?;
+        let (index, count) = (raw.device_index.get(), raw.nr_devices.get());
+        if count == 0 || index >= count || (role == Role::Performance) != (index == 0) {
+            return Err(corrupt("superblock device index"));
+        }
+        if raw.nr_blocks.get() <= COPIES.len() as u64 {
+            return Err(corrupt("superblock device size"));
+        }
+        if raw.reserved.iter().any(|&b| b != 0) {
+            return Err(corrupt("superblock reserved bytes"));
+        }
+        Ok(Self {
+            generation: raw.generation.get(),
+            volume_uuid: raw.volume_uuid,
+            device_uuid: raw.device_uuid,
+            role,
+            nr_blocks: raw.nr_blocks.get(),
+            device_index: index,
+            nr_devices: count,
+        })
+    }
+
+    /// Picks the copy to mount from the results of decoding both copies:
+    /// the valid one with the higher generation. If neither is valid, the
+    /// error of copy 0 is returned (it says best why the device is unusable).
+    pub fn choose(a: Result<Self>, b: Result<Self>) -> Result<Self> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok(if b.generation > a.generation { b } else { a }),
+            (Ok(a), Err(_)) => Ok(a),
+            (Err(_), Ok(b)) => Ok(b),
+            (Err(e), Err(_)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Superblock {
+        Superblock {
+            generation: 7,
+            volume_uuid: [0x11; 16],
+            device_uuid: [0x22; 16],
+            role: Role::Performance,
+            nr_blocks: 1 << 20,
+            device_index: 0,
+            nr_devices: 5,
+        }
+    }
+
+    fn encoded(sb: &Superblock, block: u64) -> [u8; BLOCK_SIZE] {
+        let mut buf = [0u8; BLOCK_SIZE];
+        sb.encode(block, &mut buf);
+        buf
+    }
+
+    #[test]
+    fn round_trip_both_copies() {
+        let sb = sample();
+        for block in COPIES {
+            assert_eq!(Superblock::decode(&encoded(&sb, block), block), Ok(sb));
+        }
+    }
+
+    #[test]
+    fn zeroed_block_is_not_a_vtier_device() {
+        assert_eq!(
+            Superblock::decode(&[0u8; BLOCK_SIZE], 0),
+            Err(Error::BadMagic { block: 0 })
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let good = encoded(&sample(), 1);
+        for bit in 0..BLOCK_SIZE * 8 {
+            let mut buf = good;
+            buf[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Superblock::decode(&buf, 1).is_err(),
+                "bit {bit} flip accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn misdirected_copy_is_reported_as_such() {
+        let buf = encoded(&sample(), 0);
+        assert_eq!(
+            Superblock::decode(&buf, 1),
+            Err(Error::WrongLocation {
+                block: 1,
+                recorded: 0
+            })
+        );
+    }
+
+    #[test]
+    fn short_buffer_is_an_error_not_a_panic() {
+        assert_eq!(
+            Superblock::decode(&[0u8; 100], 0),
+            Err(Error::InvalidArgument)
+        );
+    }
+
+    #[test]
+    fn newest_valid_copy_wins() {
+        let old = sample();
+        let new = Superblock {
+            generation: 8,
+            ..old
+        };
+        assert_eq!(Superblock::choose(Ok(old), Ok(new)), Ok(new));
+        assert_eq!(Superblock::choose(Ok(new), Ok(old)), Ok(new));
+        let bad = Err(Error::BadChecksum { block: 1 });
+        assert_eq!(Superblock::choose(Ok(old), bad), Ok(old));
+        assert_eq!(
+            Superblock::choose(Err(Error::BadMagic { block: 0 }), bad),
+            Err(Error::BadMagic { block: 0 })
+        );
+    }
+
+    #[test]
+    fn inconsistent_fields_are_rejected() {
+        let cases = [
+            Superblock {
+                device_index: 1,
+                ..sample()
+            },
+            Superblock {
+                nr_devices: 0,
+                ..sample()
+            },
+            Superblock {
+                nr_blocks: 2,
+                ..sample()
+            },
+            Superblock {
+                role: Role::Capacity,
+                ..sample()
+            },
+        ];
+        for sb in cases {
+            let r = Superblock::decode(&encoded(&sb, 0), 0);
+            assert!(matches!(r, Err(Error::Corrupt { .. })), "{sb:?} gave {r:?}");
+        }
+    }
+}

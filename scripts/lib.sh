@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for vtier's scripts. Source it, do not run it.
+
+VTIER_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VTIER_CACHE=${VTIER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vtier}
+KSRC=$VTIER_CACHE/src/linux
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+export PATH=$HOME/.cargo/bin:$PATH
+
+log() { printf '[vtier] %s\n' "$*" >&2; }
+die() { printf '[vtier] error: %s\n' "$*" >&2; exit 1; }
