@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for the in-guest tests (busybox sh). Source it:
+#   . /usr/lib/vtier/lib.sh
+# A test fails by calling `fail REASON` (or by exiting non-zero under set -e);
+# /init turns that into the result line the host reads.
+
+VT=/sys/kernel/config/vtier
+VTIER_KO=/vtier.ko
+
+fail() {
+	echo "TEST FAILED: $*" >&2
+	printf '%s\n' "$*" >/tmp/vtier-fail-reason
+	exit 1
+}
+
+step() { echo "==> $*"; }
+
+# run CMD...: show the command, run it, fail if it fails.
+run() {
+	echo "+ $*"
+	"$@" || fail "command failed (status $?): $*"
+}
+
+# Like run, but for a shell snippet: run_sh 'echo 1 > /x'
+run_sh() {
+	echo "+ $1"
+	sh -c "$1" || fail "command failed (status $?): $1"
+}
+
+have_module() { [ -f "$VTIER_KO" ] || fail "no $VTIER_KO in the guest (module not built?)"; }
+
+vtier_load() {
+	have_module
+	run insmod "$VTIER_KO"
+	[ -d "$VT" ] || fail "insmod succeeded but $VT did not appear"
+}
+
+vtier_unload() {
+	run rmmod vtier
+	[ ! -d "$VT" ] || fail "rmmod succeeded but $VT is still there"
+	! grep -q '^vtier ' /proc/modules || fail "vtier still in /proc/modules after rmmod"
+}
+
+# vtier_format PERF [CAP...]
+vtier_format() {
+	perf=$1
+	shift
+	run vtierctl format --perf "$perf" --capacity "$@"
+}
+
+# attr_write FILE VALUE: write VALUE (with a newline, as `echo` does).
+attr_write() {
+	run_sh "echo '$2' > $1"
+}
+
+# vtier_create NAME PERF [CAP...]: mkdir + perf_device + capacity_devices.
+vtier_create() {
+	name=$1
+	perf=$2
+	shift 2
+	run mkdir "$VT/$name"
+	attr_write "$VT/$name/perf_device" "$perf"
+	attr_write "$VT/$name/capacity_devices" "$*"
+	got=$(cat "$VT/$name/perf_device")
+	[ "$got" = "$perf" ] || fail "perf_device reads '$got', wrote '$perf'"
+	got=$(cat "$VT/$name/capacity_devices")
+	[ "$got" = "$*" ] || fail "capacity_devices reads '$got', wrote '$*'"
+	[ "$(cat "$VT/$name/power")" = 0 ] || fail "$name: new device reads power=$(cat "$VT/$name/power")"
+}
+
+# vtier_up NAME: power=1; prints the disk name (e.g. vtier0) on stdout.
+vtier_up() {
+	attr_write "$VT/$1/power" 1 >&2
+	[ "$(cat "$VT/$1/power")" = 1 ] || fail "$1: power reads $(cat "$VT/$1/power") after power=1"
+	disk=$(cat "$VT/$1/disk")
+	[ -n "$disk" ] || fail "$1: disk attribute empty while powered"
+	i=0
+	while [ ! -b "/dev/$disk" ]; do
+		i=$((i + 1))
+		[ $i -lt 50 ] || fail "$1: /dev/$disk did not appear"
+		sleep 0.1
+	done
+	echo "$disk"
+}
+
+vtier_down() {
+	attr_write "$VT/$1/power" 0
+	[ "$(cat "$VT/$1/power")" = 0 ] || fail "$1: power reads $(cat "$VT/$1/power") after power=0"
+	[ -z "$(cat "$VT/$1/disk")" ] || fail "$1: disk attribute reads '$(cat "$VT/$1/disk")' while down"
+}
+
+# Size in bytes of a block device.
+bdev_size() { blockdev --getsize64 "$1"; }
+
+# sha256 of LEN bytes of FILE at byte offset OFF, read with O_DIRECT in 1 MiB
+# blocks (OFF and LEN multiples of 1 MiB).
+sha_range() {
+	dd if="$1" bs=1M skip=$(($2 / 1048576)) count=$(($3 / 1048576)) iflag=direct 2>/dev/null |
+		sha256sum | cut -d' ' -f1
+}
+
+# sha256 of LEN bytes of zeroes.
+sha_zero() {
+	dd if=/dev/zero bs=1M count=$(($1 / 1048576)) 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+# The guest's kernel log is the place a test checks for the module's lines;
+# splats are checked by the host on the console log.
+kmsg_mark() { dmesg -c >/dev/null; }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run.sh [options] TEST
+#
+# Boots one in-guest test (qemu-test/tests/TEST.sh, already inside the
+# initramfs) under QEMU/TCG with the virtio disks its header asks for, and
+# decides PASS or FAIL from the console log:
+#
+#   PASS  the guest printed "VTIER-TEST-RESULT: PASS TEST" and the kernel
+#         log has no KASAN, lockdep, WARNING, BUG, Oops ... line;
+#   FAIL  anything else: a FAIL marker, no marker at all (timeout, panic,
+#         hang), or a kernel splat even when the script passed.
+#
+# Options:
+#   --kernel DIR|bzImage   built kernel tree or image (required)
+#   --initrd FILE          initramfs from mkinitramfs.sh (required)
+#   --flavour NAME         log directory name under qemu-test/out (default: release)
+#   --timeout-scale N      multiply the test's timeout by N (default 1)
+#   --append "ARGS"        extra kernel command line (e.g. vtier_fio_mb=128)
+#   --kvm                  use KVM instead of TCG (hangs on some hosts)
+#   --quiet                do not print the log tail of a failing test
+#
+# Test header lines (in the first 30 lines of TEST.sh):
+#   # vtier-disks: 512M 256M ...    one raw virtio disk per size (vda, vdb, ...)
+#   # vtier-timeout: SECONDS        host timeout for a release kernel
+#   # vtier-append: ARGS            extra kernel command line for this test
+#
+# Prints one line "PASS TEST (...)" or "FAIL TEST (reason)" on stdout and
+# exits 0 for PASS, 1 for FAIL. The console log is kept in
+# qemu-test/out/FLAVOUR/TEST.log.
+set -euo pipefail
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
+
+kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernel=$2; shift 2 ;;
+	--initrd) initrd=$2; shift 2 ;;
+	--flavour) flavour=$2; shift 2 ;;
+	--timeout-scale) scale=$2; shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	--kvm) accel=kvm; shift ;;
+	--quiet) quiet=1; shift ;;
+	-h | --help) sed -n '3,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# = 1 ] || die "usage: run.sh --kernel DIR --initrd FILE [options] TEST"
+test=$1
+script=$VTIER_TOP/qemu-test/tests/$test.sh
+[ -f "$script" ] || die "no test $script"
+{ [ -n "$kernel" ] && [ -n "$initrd" ]; } || die "--kernel and --initrd are required"
+[ -d "$kernel" ] && kernel=$kernel/arch/x86/boot/bzImage
+[ -f "$kernel" ] || die "no kernel image $kernel"
+[ -f "$initrd" ] || die "no initramfs $initrd"
+
+header() { sed -n "1,30s/^# $1:[[:space:]]*//p" "$script" | head -1; }
+disks=$(header vtier-disks)
+timeout_s=$(header vtier-timeout)
+timeout_s=${timeout_s:-300}
+timeout_s=$(awk -v t="$timeout_s" -v s="$scale" 'BEGIN { printf "%d", t * s }')
+test_append=$(header vtier-append)
+
+outdir=$VTIER_TOP/qemu-test/out/$flavour
+mkdir -p "$outdir"
+log_file=$outdir/$test.log
+work=$(mktemp -d "${TMPDIR:-/tmp}/vtier-$test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+drives=()
+i=0
+for size in $disks; do
+	truncate -s "$size" "$work/disk$i.img"
+	drives+=(-drive "file=$work/disk$i.img,if=virtio,format=raw,cache=unsafe,discard=unmap")
+	i=$((i + 1))
+done
+
+# The guest stops its script a little before the host gives up, so that a
+# hung test still reports through the console.
+guest_timeout=$((timeout_s > 60 ? timeout_s - 30 : timeout_s))
+cmdline="console=ttyS0 panic=-1 printk.devkmsg=on vtier_test=$test"
+cmdline+=" vtier_guest_timeout=$guest_timeout $test_append $append"
+
+cpu=max
+[ $accel = kvm ] && cpu=host
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout_s" \
+	qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2 \
+	-nographic -no-reboot \
+	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+	"${drives[@]}" </dev/null >"$log_file" 2>&1
+qrc=$?
+set -e
+elapsed=$(($(date +%s) - start))
+
+# Kernel lines carry a printk time stamp; only those are searched for
+# splats, so a test that prints such words itself does not trip this.
+SPLAT='BUG:|KASAN:|UBSAN:|WARNING:|Oops|kernel BUG|general protection fault|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|Kernel panic|Unable to handle|refcount_t:|list_(add|del) corruption|detected stalls|blocked for more than'
+splats=$(tr -d '\r' <"$log_file" | grep -E '\[ *[0-9]+\.[0-9]+\]' | grep -E "$SPLAT" | head -5 || true)
+marker=$(tr -d '\r' <"$log_file" | grep -o "VTIER-TEST-RESULT: .*" | tail -1 || true)
+boot=$(tr -d '\r' <"$log_file" | sed -n 's/.*VTIER-GUEST-UP \([0-9.]*s\).*/\1/p' | head -1)
+
+verdict=FAIL
+case $marker in
+"VTIER-TEST-RESULT: PASS $test")
+	verdict=PASS
+	reason=
+	;;
+"VTIER-TEST-RESULT: FAIL "*) reason=${marker#VTIER-TEST-RESULT: FAIL "$test" } ;;
+*)
+	if [ $qrc = 124 ] || [ $qrc = 137 ]; then
+		reason="(no result: host timeout after ${timeout_s}s)"
+	else
+		reason="(no result: QEMU exited with status $qrc)"
+	fi
+	;;
+esac
+if [ -n "$splats" ]; then
+	verdict=FAIL
+	reason="$reason (kernel splat: $(head -1 <<<"$splats" | sed 's/^.*\] //' | cut -c1-120))"
+fi
+
+if [ $verdict = PASS ]; then
+	printf 'PASS %-14s %4ds (guest up in %s)\n' "$test" "$elapsed" "${boot:-?}"
+	exit 0
+fi
+printf 'FAIL %-14s %4ds %s\n' "$test" "$elapsed" "$reason"
+if [ $quiet = 0 ]; then
+	{
+		echo "---- last 40 lines of $log_file ----"
+		tr -d '\r' <"$log_file" | tail -40
+		if [ -n "$splats" ]; then
+			echo "---- kernel splat lines ----"
+			echo "$splats"
+		fi
+		echo "----"
+	} >&2
+fi
+exit 1
