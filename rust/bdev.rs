@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Backing block devices: opened by path, exclusively, for one vtier device.
+//!
+//! This is one half of vtier's thin unsafe layer (the other is `blk.rs`):
+//! everything above it sees a [`BackingDevice`] with safe methods.
+
+use kernel::ffi::{c_char, c_uint, c_void};
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::page::Page;
+use kernel::prelude::*;
+
+use crate::path::DevPath;
+use crate::superblock::BLOCK_SIZE;
+
+/// Sectors (512 bytes) per vtier block.
+pub(crate) const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / 512) as u64;
+
+// C helpers in `helpers.c`. Kernel structs cross only as pointers, which C
+// treats as opaque here, so their Rust layouts do not matter.
+#[allow(improper_ctypes)]
+unsafe extern "C" {
+    fn vtier_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut bindings::file;
+    fn vtier_bdev_nr_sectors(bdev: *mut bindings::block_device) -> bindings::sector_t;
+    fn vtier_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
+    fn vtier_bdev_max_discard_sectors(bdev: *mut bindings::block_device) -> c_uint;
+    fn vtier_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
+    fn vtier_bdev_dev(bdev: *mut bindings::block_device) -> bindings::dev_t;
+}
+
+/// Looks `path` up without opening it: its device number, or `ENOENT` if
+/// nothing is there and `ENOTBLK` if it is not a block device.
+pub(crate) fn lookup(path: &DevPath) -> Result<bindings::dev_t> {
+    let mut dev: bindings::dev_t = 0;
+    // SAFETY: `path.as_char_ptr()` is a NUL-terminated string that lives
+    // across the call, and `dev` is a valid place for the result.
+    to_result(unsafe { bindings::lookup_bdev(path.as_char_ptr(), &mut dev) })?;
+    Ok(dev)
+}
+
+/// A block device opened for reading and writing, claimed exclusively.
+///
+/// # Invariants
+///
+/// `file` was returned by a successful `bdev_file_open_by_path` and is put
+/// (with `bdev_fput`) only on drop; `bdev` is `file_bdev(file)`, valid as long
+/// as `file` is open.
+pub(crate) struct BackingDevice {
+    file: NonNull<bindings::file>,
+    bdev: NonNull<bindings::block_device>,
+}
+
+// SAFETY: The block device file and block device may be used from any thread;
+// the block layer does its own locking.
+unsafe impl Send for BackingDevice {}
+// SAFETY: All methods take `&self` and only call thread-safe block-layer
+// functions.
+unsafe impl Sync for BackingDevice {}
+
+impl BackingDevice {
+    /// Opens `path` exclusively for `holder`. Fails with `ENOENT`, `ENOTBLK`,
+    /// `EBUSY` (claimed by another holder or mounted), `EACCES` (read-only).
+    ///
+    /// `holder` identifies the vtier device; opening the same block device
+    /// twice for the same holder succeeds, so callers compare [`Self::dev`].
+    pub(crate) fn open(path: &DevPath, holder: *mut c_void) -> Result<Self> {
+        // SAFETY: `path` is NUL-terminated and lives across the call; a
+        // non-null `holder` asks for an exclusive claim, and no holder
+        // operations are passed.
+        let file = from_err_ptr(unsafe { vtier_bdev_open(path.as_char_ptr(), holder) })?;
+        let file = NonNull::new(file).ok_or(EINVAL)?;
+        // SAFETY: `file` is an open block device file.
+        let bdev = unsafe { bindings::file_bdev(file.as_ptr()) };
+        let Some(bdev) = NonNull::new(bdev) else {
+            // SAFETY: `file` was opened above and is not used afterwards.
+            unsafe { bindings::bdev_fput(file.as_ptr()) };
+            return Err(EINVAL);
+        };
+        // INVARIANT: `file` is open and `bdev` is its block device.
+        Ok(Self { file, bdev })
+    }
+
+    /// The raw block device, for building bios against it.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::block_device {
+        self.bdev.as_ptr()
+    }
+
+    /// Device number (major:minor).
+    pub(crate) fn dev(&self) -> bindings::dev_t {
+        // SAFETY: By the type invariant `bdev` is valid.
+        unsafe { vtier_bdev_dev(self.as_ptr()) }
+    }
+
+    /// Size in 512-byte sectors.
+    pub(crate) fn nr_sectors(&self) -> u64 {
+        // SAFETY: By the type invariant `bdev` is valid.
+        unsafe { vtier_bdev_nr_sectors(self.as_ptr()) }
+    }
+
+    /// Logical block size in bytes.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        // SAFETY: By the type invariant `bdev` is valid.
+        unsafe { vtier_bdev_logical_block_size(self.as_ptr()) }
+    }
+
+    /// Largest discard in sectors; 0 if discard is not supported.
+    pub(crate) fn max_discard_sectors(&self) -> u32 {
+        // SAFETY: By the type invariant `bdev` is valid.
+        unsafe { vtier_bdev_max_discard_sectors(self.as_ptr()) }
+    }
+
+    /// Largest write-zeroes in sectors; 0 if not supported.
+    pub(crate) fn write_zeroes_sectors(&self) -> u32 {
+        // SAFETY: By the type invariant `bdev` is valid.
+        unsafe { vtier_bdev_write_zeroes_sectors(self.as_ptr()) }
+    }
+
+    /// Reads block `block` (4096 bytes) into `buf`, synchronously.
+    pub(crate) fn read_block(&self, block: u64, buf: &mut [u8; BLOCK_SIZE]) -> Result {
+        let page = Page::alloc_page(GFP_KERNEL)?;
+        self.sync_io(bindings::req_op_REQ_OP_READ, block, &page)?;
+        // SAFETY: `buf` is valid for `BLOCK_SIZE` bytes of writes and does
+        // not overlap the page, which holds `BLOCK_SIZE` bytes.
+        unsafe { page.read_raw(buf.as_mut_ptr(), 0, BLOCK_SIZE) }
+    }
+
+    /// Submits one single-page bio of operation `op` at `block` and waits.
+    fn sync_io(&self, op: bindings::req_op, block: u64, page: &Page) -> Result {
+        // SAFETY: `bdev` is valid by the type invariant; `fs_bio_set` is the
+        // kernel's general-purpose bio set, the one `bio_alloc()` uses. With
+        // GFP_KERNEL the allocation waits on the mempool and cannot fail.
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(
+                self.as_ptr(),
+                1,
+                op,
+                bindings::GFP_KERNEL,
+                &raw mut bindings::fs_bio_set,
+            )
+        };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `bio` was just allocated with room for one vector and is
+        // owned here; `page` outlives the bio, which is waited for below.
+        let ret = unsafe {
+            (*bio).bi_iter.bi_sector = block * SECTORS_PER_BLOCK;
+            if bindings::bio_add_page(bio, page.as_ptr(), BLOCK_SIZE as c_uint, 0)
+                != BLOCK_SIZE as i32
+            {
+                bindings::bio_put(bio);
+                return Err(EIO);
+            }
+            let ret = bindings::submit_bio_wait(bio);
+            bindings::bio_put(bio);
+            ret
+        };
+        to_result(ret)
+    }
+}
+
+impl Drop for BackingDevice {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `file` is open; it is not used again.
+        unsafe { bindings::bdev_fput(self.file.as_ptr()) };
+    }
+}

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! configfs control: `/sys/kernel/config/vtier/<name>/`.
+//!
+//! `mkdir` makes a device configuration with these attributes:
+//!
+//! | attribute | access | meaning |
+//! |---|---|---|
+//! | `perf_device` | rw | path of the performance-tier block device |
+//! | `capacity_devices` | rw | white-space separated paths of the capacity devices |
+//! | `power` | rw | `1` brings the device up as `/dev/vtierN`, `0` takes it down |
+//! | `disk` | ro | `vtierN` while powered, empty otherwise |
+//!
+//! Device attributes cannot change while powered (`EBUSY`). Paths are checked
+//! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
+//! named twice) and again when the device is opened at `power=1`. `rmdir`
+//! takes a powered device down first.
+//!
+//! # Locking
+//!
+//! One mutex per device, [`DeviceConfig::inner`]; every check and update of
+//! an attribute happens under a single guard, so `power` cannot race with a
+//! path change.
+
+use core::ffi::c_void;
+
+use kernel::configfs::{self, AttributeOperations};
+use kernel::configfs_attrs;
+use kernel::fmt::Write as _;
+use kernel::new_mutex;
+use kernel::page::PAGE_SIZE;
+use kernel::prelude::*;
+use kernel::str::{kstrtobool_bytes, BStr, CString, Formatter};
+use kernel::sync::Mutex;
+
+use crate::bdev;
+use crate::device::{Config, Device, Member, MAX_CAPACITY_DEVICES};
+use crate::path::{tokens, DevPath};
+
+/// The subsystem: `/sys/kernel/config/vtier`.
+pub(crate) fn subsystem() -> impl PinInit<configfs::Subsystem<Root>, Error> {
+    let item_type = configfs_attrs! {
+        container: configfs::Subsystem<Root>,
+        data: Root,
+        child: DeviceConfig,
+        attributes: [
+            features: 0,
+        ],
+    };
+    configfs::Subsystem::new(c"vtier", item_type, try_pin_init!(Root {}))
+}
+
+/// Data of the subsystem's root directory.
+#[pin_data]
+pub(crate) struct Root {}
+
+#[vtable]
+impl AttributeOperations<0> for Root {
+    type Data = Root;
+
+    fn show(_this: &Root, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_fmt(fmt!(
+            "perf_device,capacity_devices,power,disk format={}\n",
+            crate::superblock::FORMAT_VERSION
+        ))?;
+        Ok(w.bytes_written())
+    }
+}
+
+#[vtable]
+impl configfs::GroupOperations for Root {
+    type Child = DeviceConfig;
+
+    fn make_group(&self, name: &CStr) -> Result<impl PinInit<configfs::Group<DeviceConfig>, Error>> {
+        let item_type = configfs_attrs! {
+            container: configfs::Group<DeviceConfig>,
+            data: DeviceConfig,
+            attributes: [
+                power: 0,
+                perf_device: 1,
+                capacity_devices: 2,
+                disk: 3,
+            ],
+        };
+        let dir_name: CString = name.try_into()?;
+        let name: CString = name.try_into()?;
+        Ok(configfs::Group::new(
+            dir_name,
+            item_type,
+            try_pin_init!(DeviceConfig {
+                name,
+                inner <- new_mutex!(Inner { config: Config::default(), device: None }),
+            }),
+        ))
+    }
+}
+
+/// One device's configuration and, while powered, the device.
+#[pin_data]
+pub(crate) struct DeviceConfig {
+    name: CString,
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    device: Option<Device>,
+}
+
+/// Which path attribute a write is for.
+#[derive(Copy, Clone, PartialEq)]
+enum PathAttr {
+    Perf,
+    Capacity,
+}
+
+impl PathAttr {
+    fn name(self) -> &'static str {
+        match self {
+            PathAttr::Perf => "perf_device",
+            PathAttr::Capacity => "capacity_devices",
+        }
+    }
+}
+
+impl DeviceConfig {
+    fn name(&self) -> &BStr {
+        BStr::from_bytes(self.name.to_bytes())
+    }
+
+    /// The claim holder for this device's members: its own address, stable
+    /// because configfs groups are pinned.
+    fn holder(&self) -> *mut c_void {
+        core::ptr::from_ref(self).cast_mut().cast()
+    }
+
+    fn reject(&self, attr: PathAttr, err: Error, why: core::fmt::Arguments<'_>) -> Error {
+        pr_err!("vtier {}: {}: {} ({})\n", self.name(), attr.name(), why, err.to_errno());
+        err
+    }
+
+    /// Parses, checks and stores a write to a path attribute.
+    fn store_paths(&self, attr: PathAttr, page: &[u8]) -> Result {
+        // configfs truncates writes to a page; a full page may be truncated.
+        if page.len() >= PAGE_SIZE - 1 {
+            return Err(self.reject(attr, ENAMETOOLONG, fmt!("value too long")));
+        }
+        let mut inner = self.inner.lock();
+        if inner.device.is_some() {
+            return Err(self.reject(attr, EBUSY, fmt!("cannot change while powered")));
+        }
+        let max = if attr == PathAttr::Perf { 1 } else { MAX_CAPACITY_DEVICES };
+        let mut members: KVec<Member> = KVec::new();
+        for token in tokens(page) {
+            if members.len() == max {
+                return Err(self.reject(attr, EINVAL, fmt!("more than {} devices", max)));
+            }
+            let path = DevPath::parse(token).map_err(|e| {
+                self.reject(attr, e, fmt!("{}: not an absolute path of at most {} bytes", BStr::from_bytes(token), crate::path::MAX_PATH_LEN))
+            })?;
+            let dev = bdev::lookup(&path).map_err(|e| {
+                let why = if e == ENOTBLK { "not a block device" } else { "no such device" };
+                self.reject(attr, e, fmt!("{}: {}", path.as_bstr(), why))
+            })?;
+            let other = match attr {
+                PathAttr::Perf => &inner.config.capacity[..],
+                PathAttr::Capacity => inner.config.perf.as_slice(),
+            };
+            if Iterator::chain(members.iter(), other.iter()).any(|m| m.dev == dev) {
+                return Err(self.reject(attr, EINVAL, fmt!("{}: named twice", path.as_bstr())));
+            }
+            members.push(Member { path, dev }, GFP_KERNEL)?;
+        }
+        match attr {
+            PathAttr::Perf => inner.config.perf = members.pop(),
+            PathAttr::Capacity => inner.config.capacity = members,
+        }
+        Ok(())
+    }
+
+    fn show_paths(&self, attr: PathAttr, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = self.inner.lock();
+        let members = match attr {
+            PathAttr::Perf => inner.config.perf.as_slice(),
+            PathAttr::Capacity => &inner.config.capacity[..],
+        };
+        let mut w = Formatter::new(page);
+        for (i, m) in members.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            w.write_fmt(fmt!("{}{}", sep, m.path.as_bstr()))?;
+        }
+        w.write_str("\n")?;
+        Ok(w.bytes_written())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<0> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let powered = this.inner.lock().device.is_some();
+        let mut w = Formatter::new(page);
+        w.write_str(if powered { "1\n" } else { "0\n" })?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let on = kstrtobool_bytes(page).map_err(|e| {
+            pr_err!("vtier {}: power: expected 0 or 1 ({})\n", this.name(), e.to_errno());
+            e
+        })?;
+        let mut inner = this.inner.lock();
+        match (inner.device.is_some(), on) {
+            (false, true) => {
+                let dev = Device::power_on(this.name(), &inner.config, this.holder())?;
+                inner.device = Some(dev);
+            }
+            (true, false) => drop(inner.device.take()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<1> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        this.show_paths(PathAttr::Perf, page)
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        this.store_paths(PathAttr::Perf, page)
+    }
+}
+
+#[vtable]
+impl AttributeOperations<2> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        this.show_paths(PathAttr::Capacity, page)
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        this.store_paths(PathAttr::Capacity, page)
+    }
+}
+
+#[vtable]
+impl AttributeOperations<3> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let index = this.inner.lock().device.as_ref().map(Device::index);
+        let mut w = Formatter::new(page);
+        match index {
+            Some(i) => w.write_fmt(fmt!("vtier{}\n", i))?,
+            None => w.write_str("\n")?,
+        }
+        Ok(w.bytes_written())
+    }
+}
+

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vtier device: its configuration, and bringing it up and down.
+
+use core::ffi::c_void;
+
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::str::BStr;
+use kernel::sync::atomic::{Atomic, Relaxed};
+
+use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
+use crate::blk::{Disk, Target};
+use crate::path::DevPath;
+use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
+
+/// First block of the performance device that `/dev/vtierN` maps onto at
+/// this stage (blocks 0..256, the first MiB, are the metadata area; see
+/// `doc/FORMAT.md`).
+pub(crate) const PASSTHROUGH_DATA_START: u64 = 256;
+
+/// Most capacity devices one vtier device takes.
+pub(crate) const MAX_CAPACITY_DEVICES: usize = 16;
+
+/// A configured member device: its path and device number at configuration.
+pub(crate) struct Member {
+    pub(crate) path: DevPath,
+    pub(crate) dev: bindings::dev_t,
+}
+
+/// What configfs collects before `power=1`.
+#[derive(Default)]
+pub(crate) struct Config {
+    pub(crate) perf: Option<Member>,
+    pub(crate) capacity: KVec<Member>,
+}
+
+/// Indexes N of `/dev/vtierN` in use, one bit each.
+static INDEXES: Atomic<u64> = Atomic::new(0);
+
+/// An index N of `/dev/vtierN`, released on drop.
+pub(crate) struct DiskIndex(u32);
+
+impl DiskIndex {
+    fn get() -> Result<Self> {
+        let mut used = INDEXES.load(Relaxed);
+        loop {
+            let free = (!used).trailing_zeros();
+            if free >= u64::BITS {
+                return Err(ENOSPC);
+            }
+            match INDEXES.cmpxchg(used, used | (1 << free), Relaxed) {
+                Ok(_) => return Ok(Self(free)),
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+impl Drop for DiskIndex {
+    fn drop(&mut self) {
+        let mut used = INDEXES.load(Relaxed);
+        while let Err(now) = INDEXES.cmpxchg(used, used & !(1 << self.0), Relaxed) {
+            used = now;
+        }
+    }
+}
+
+/// A powered vtier device.
+pub(crate) struct Device {
+    // Field order is drop order: the disk goes first, then the devices it
+    // may still reference, then its index.
+    _disk: Disk,
+    _capacity: KVec<BackingDevice>,
+    index: DiskIndex,
+}
+
+/// Logs why `name` failed to come up and passes the error on.
+fn fail(name: &BStr, err: Error, what: core::fmt::Arguments<'_>) -> Error {
+    pr_err!("vtier {}: {} ({})\n", name, what, err.to_errno());
+    err
+}
+
+fn open_member(name: &BStr, m: &Member, holder: *mut c_void) -> Result<BackingDevice> {
+    let bdev = BackingDevice::open(&m.path, holder).map_err(|e| {
+        let why = match e {
+            e if e == EBUSY => "in use by someone else",
+            e if e == ENOENT => "no such device",
+            e if e == ENOTBLK => "not a block device",
+            e if e == EACCES => "read-only",
+            _ => "cannot open",
+        };
+        fail(name, e, fmt!("{}: {}", m.path.as_bstr(), why))
+    })?;
+    if (BLOCK_SIZE as u32).checked_rem(bdev.logical_block_size()) != Some(0) {
+        return Err(fail(
+            name,
+            EINVAL,
+            fmt!("{}: logical block size {} does not divide {}", m.path.as_bstr(), bdev.logical_block_size(), BLOCK_SIZE),
+        ));
+    }
+    Ok(bdev)
+}
+
+fn read_superblock(name: &BStr, m: &Member, bdev: &BackingDevice) -> Result<Superblock> {
+    let mut copies = [Err(crate::error::Error::Io), Err(crate::error::Error::Io)];
+    let mut buf = KBox::new([0u8; BLOCK_SIZE], GFP_KERNEL)?;
+    for (slot, block) in copies.iter_mut().zip(COPIES) {
+        bdev.read_block(block, &mut buf)
+            .map_err(|e| fail(name, e, fmt!("{}: cannot read superblock {}", m.path.as_bstr(), block)))?;
+        *slot = Superblock::decode(&buf[..], block);
+    }
+    let [a, b] = copies;
+    let sb = Superblock::choose(a, b).map_err(|e| {
+        fail(
+            name,
+            Error::from_errno(-e.to_errno()),
+            fmt!("{}: no valid vtier superblock: {} (run vtierctl format)", m.path.as_bstr(), e),
+        )
+    })?;
+    if bdev.nr_sectors() / SECTORS_PER_BLOCK < sb.nr_blocks {
+        return Err(fail(
+            name,
+            EINVAL,
+            fmt!("{}: device has shrunk below its formatted {} blocks", m.path.as_bstr(), sb.nr_blocks),
+        ));
+    }
+    Ok(sb)
+}
+
+impl Device {
+    /// Brings up a vtier device from `cfg`; `holder` identifies it when
+    /// claiming the members. Every failure is logged once, naming `name`.
+    pub(crate) fn power_on(name: &BStr, cfg: &Config, holder: *mut c_void) -> Result<Self> {
+        let perf_member = cfg
+            .perf
+            .as_ref()
+            .ok_or_else(|| fail(name, EINVAL, fmt!("power=1 without perf_device")))?;
+        let perf = open_member(name, perf_member, holder)?;
+        let sb = read_superblock(name, perf_member, &perf)?;
+        if sb.role != Role::Performance {
+            return Err(fail(name, EINVAL, fmt!("{}: is a capacity device", perf_member.path.as_bstr())));
+        }
+        if sb.nr_devices as usize != cfg.capacity.len() + 1 {
+            return Err(fail(
+                name,
+                EINVAL,
+                fmt!(
+                    "formatted with {} capacity devices, {} configured",
+                    sb.nr_devices - 1,
+                    cfg.capacity.len()
+                ),
+            ));
+        }
+        let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
+        let data_blocks = sb
+            .nr_blocks
+            .checked_sub(PASSTHROUGH_DATA_START)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| fail(name, EINVAL, fmt!("performance device too small")))?;
+        let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
+        let disk = Disk::new(index.0, Target::new(perf, PASSTHROUGH_DATA_START), data_blocks)
+            .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
+        pr_info!("vtier {}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
+        Ok(Self { _disk: disk, _capacity: capacity, index })
+    }
+
+    fn open_capacity(
+        name: &BStr,
+        cfg: &Config,
+        perf: &BackingDevice,
+        perf_sb: &Superblock,
+        holder: *mut c_void,
+    ) -> Result<KVec<BackingDevice>> {
+        let mut devs: KVec<BackingDevice> = KVec::with_capacity(cfg.capacity.len(), GFP_KERNEL)?;
+        for (i, m) in cfg.capacity.iter().enumerate() {
+            let bdev = open_member(name, m, holder)?;
+            // The same holder may open one device twice: compare numbers.
+            if bdev.dev() == perf.dev() || devs.iter().any(|d| d.dev() == bdev.dev()) {
+                return Err(fail(name, EINVAL, fmt!("{}: named twice", m.path.as_bstr())));
+            }
+            let sb = read_superblock(name, m, &bdev)?;
+            let position = i as u32 + 1;
+            if sb.volume_uuid != perf_sb.volume_uuid || sb.role != Role::Capacity {
+                return Err(fail(name, EINVAL, fmt!("{}: not a capacity device of this volume", m.path.as_bstr())));
+            }
+            if sb.device_index != position {
+                return Err(fail(
+                    name,
+                    EINVAL,
+                    fmt!("{}: is capacity device {}, configured as {}", m.path.as_bstr(), sb.device_index, position),
+                ));
+            }
+            devs.push(bdev, GFP_KERNEL)?;
+        }
+        Ok(devs)
+    }
+
+    /// The disk's index N in `/dev/vtierN`.
+    pub(crate) fn index(&self) -> u32 {
+        self.index.0
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        pr_info!("vtier: vtier{} going down\n", self.index.0);
+    }
+}

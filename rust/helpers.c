@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers for vtier's Rust code: the static inline block-layer functions
+ * and flag macros that bindgen cannot bind. Each is a one-line wrapper, in
+ * the manner of the kernel's own rust/helpers/; keep them that way and keep
+ * the logic in Rust.
+ */
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/cpumask.h>
+
+/* Open @path for reading and writing, exclusively for @holder. */
+struct file *vtier_bdev_open(const char *path, void *holder)
+{
+	return bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE,
+				      holder, NULL);
+}
+
+sector_t vtier_bdev_nr_sectors(struct block_device *bdev)
+{
+	return bdev_nr_sectors(bdev);
+}
+
+unsigned int vtier_bdev_logical_block_size(struct block_device *bdev)
+{
+	return bdev_logical_block_size(bdev);
+}
+
+unsigned int vtier_bdev_max_discard_sectors(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev);
+}
+
+unsigned int vtier_bdev_write_zeroes_sectors(struct block_device *bdev)
+{
+	return bdev_write_zeroes_sectors(bdev);
+}
+
+dev_t vtier_bdev_dev(struct block_device *bdev)
+{
+	return bdev->bd_dev;
+}
+
+blk_features_t vtier_blk_feat_write_cache_fua(void)
+{
+	return BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+}
+
+unsigned int vtier_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
