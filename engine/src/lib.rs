@@ -15,8 +15,14 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 pub mod crc32c;
+pub mod device;
 pub mod error;
+pub mod fault_device;
+#[cfg(feature = "std")]
+pub mod file_device;
 pub mod kcompat;
 pub mod superblock;
