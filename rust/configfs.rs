@@ -137,7 +137,7 @@ impl DeviceConfig {
     }
 
     fn reject(&self, attr: PathAttr, err: Error, why: core::fmt::Arguments<'_>) -> Error {
-        pr_err!("vtier {}: {}: {} ({})\n", self.name(), attr.name(), why, err.to_errno());
+        pr_err!("{}: {}: {} ({})\n", self.name(), attr.name(), why, err.to_errno());
         err
     }
 
@@ -209,7 +209,7 @@ impl AttributeOperations<0> for DeviceConfig {
 
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
         let on = kstrtobool_bytes(page).map_err(|e| {
-            pr_err!("vtier {}: power: expected 0 or 1 ({})\n", this.name(), e.to_errno());
+            pr_err!("{}: power: expected 0 or 1 ({})\n", this.name(), e.to_errno());
             e
         })?;
         let mut inner = this.inner.lock();

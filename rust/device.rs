@@ -77,7 +77,7 @@ pub(crate) struct Device {
 
 /// Logs why `name` failed to come up and passes the error on.
 fn fail(name: &BStr, err: Error, what: core::fmt::Arguments<'_>) -> Error {
-    pr_err!("vtier {}: {} ({})\n", name, what, err.to_errno());
+    pr_err!("{}: {} ({})\n", name, what, err.to_errno());
     err
 }
 
@@ -161,7 +161,7 @@ impl Device {
         let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
         let disk = Disk::new(index.0, Target::new(perf, PASSTHROUGH_DATA_START), data_blocks)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
-        pr_info!("vtier {}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
+        pr_info!("{}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
         Ok(Self { _disk: disk, _capacity: capacity, index })
     }
 
@@ -204,6 +204,6 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        pr_info!("vtier: vtier{} going down\n", self.index.0);
+        pr_info!("vtier{} going down\n", self.index.0);
     }
 }

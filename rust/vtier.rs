@@ -46,7 +46,7 @@ struct VtierModule {
 
 impl kernel::InPlaceModule for VtierModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pr_info!("vtier: loaded, on-disk format {}\n", superblock::FORMAT_VERSION);
+        pr_info!("loaded, on-disk format {}\n", superblock::FORMAT_VERSION);
         try_pin_init!(Self {
             configfs <- configfs::subsystem(),
         })

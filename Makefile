@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vtier: the commands people run. kbuild itself reads ./Kbuild.
+#
+#   make               build vtier.ko against our cached 7.3 kernel (release)
+#   make KDIR=<tree>   build vtier.ko against your own built Rust-enabled 7.3 tree
+#   make demo          boot QEMU, create /dev/vtier0 on virtio disks, run a workload
+#   make test          every test: cargo test + the QEMU suites on both kernels
+#   make bench         every benchmark; results in bench/results/
+#   make check         rustfmt and clippy
+#
+# FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
+
+FLAVOUR ?= release
+KDIR ?=
+
+.PHONY: all module setup test demo bench check clean
+
+all: module
+
+setup:
+	@scripts/setup.sh
+
+ifeq ($(KDIR),)
+module: setup
+	@scripts/build-module.sh $(FLAVOUR)
+else
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+endif
+
+test:
+	@scripts/test.sh
+
+demo:
+	@scripts/demo.sh
+
+bench:
+	@scripts/bench.sh
+
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf target/kmod qemu-test/out
+	cargo clean
+	$(if $(KDIR),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)
