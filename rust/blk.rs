@@ -39,9 +39,12 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::superblock::BLOCK_SIZE;
 
+// C helpers in `helpers.c`; kernel structs cross only as pointers.
+#[allow(improper_ctypes)]
 unsafe extern "C" {
     fn vtier_blk_feat_write_cache_fua() -> bindings::blk_features_t;
     fn vtier_num_online_cpus() -> c_uint;
+    fn vtier_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
 }
 
 const REQ_OP_MASK: bindings::blk_opf_t = (1 << bindings::REQ_OP_BITS) - 1;
@@ -438,6 +441,14 @@ impl Disk {
         }
         // INVARIANT: Added above over `target` and `tag_set`.
         Ok(Self { gendisk, _tag_set: tag_set, _target: target })
+    }
+}
+
+impl Disk {
+    /// Whether anyone has `/dev/vtierN` open (a mount, a process).
+    pub(crate) fn is_open(&self) -> bool {
+        // SAFETY: By the type invariant the gendisk is live.
+        unsafe { vtier_disk_openers(self.gendisk.as_ptr()) > 0 }
     }
 }
 

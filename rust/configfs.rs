@@ -14,7 +14,8 @@
 //! Device attributes cannot change while powered (`EBUSY`). Paths are checked
 //! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
 //! named twice) and again when the device is opened at `power=1`. `rmdir`
-//! takes a powered device down first.
+//! takes a powered device down first; `power=0` is refused (`EBUSY`) while
+//! the disk is open or mounted.
 //!
 //! # Locking
 //!
@@ -218,7 +219,15 @@ impl AttributeOperations<0> for DeviceConfig {
                 let dev = Device::power_on(this.name(), &inner.config, this.holder())?;
                 inner.device = Some(dev);
             }
-            (true, false) => drop(inner.device.take()),
+            (true, false) => {
+                // Tearing down a mounted disk would throw away whatever
+                // its user has not written yet: refuse, as md does.
+                if inner.device.as_ref().is_some_and(Device::is_open) {
+                    pr_err!("{}: power: disk in use, close or unmount it first\n", this.name());
+                    return Err(EBUSY);
+                }
+                drop(inner.device.take());
+            }
             _ => {}
         }
         Ok(())

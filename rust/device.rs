@@ -70,7 +70,7 @@ impl Drop for DiskIndex {
 pub(crate) struct Device {
     // Field order is drop order: the disk goes first, then the devices it
     // may still reference, then its index.
-    _disk: Disk,
+    disk: Disk,
     _capacity: KVec<BackingDevice>,
     index: DiskIndex,
 }
@@ -162,7 +162,7 @@ impl Device {
         let disk = Disk::new(index.0, Target::new(perf, PASSTHROUGH_DATA_START), data_blocks)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
         pr_info!("{}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
-        Ok(Self { _disk: disk, _capacity: capacity, index })
+        Ok(Self { disk, _capacity: capacity, index })
     }
 
     fn open_capacity(
@@ -194,6 +194,11 @@ impl Device {
             devs.push(bdev, GFP_KERNEL)?;
         }
         Ok(devs)
+    }
+
+    /// Whether `/dev/vtierN` is open (mounted or held by a process).
+    pub(crate) fn is_open(&self) -> bool {
+        self.disk.is_open()
     }
 
     /// The disk's index N in `/dev/vtierN`.

@@ -10,6 +10,8 @@
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 
+#include "helpers.h"
+
 /* Open @path for reading and writing, exclusively for @holder. */
 struct file *vtier_bdev_open(const char *path, void *holder)
 {
@@ -50,4 +52,9 @@ blk_features_t vtier_blk_feat_write_cache_fua(void)
 unsigned int vtier_num_online_cpus(void)
 {
 	return num_online_cpus();
+}
+
+unsigned int vtier_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
 }
