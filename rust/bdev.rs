@@ -13,11 +13,19 @@ use kernel::error::{from_err_ptr, to_result};
 use kernel::page::Page;
 use kernel::prelude::*;
 
+use crate::device::BlockDevice;
+use crate::error::{Error as EngineError, Result as EngineResult};
 use crate::path::DevPath;
 use crate::superblock::BLOCK_SIZE;
 
 /// Sectors (512 bytes) per vtier block.
 pub(crate) const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / 512) as u64;
+
+/// Most blocks one synchronous metadata bio carries.
+const MAX_SYNC_BLOCKS: usize = 16;
+
+const REQ_SYNC: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_SYNC;
+const REQ_META: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_META;
 
 // C helpers in `helpers.c`. Kernel structs cross only as pointers, which C
 // treats as opaque here, so their Rust layouts do not matter.
@@ -118,25 +126,18 @@ impl BackingDevice {
         unsafe { vtier_bdev_write_zeroes_sectors(self.as_ptr()) }
     }
 
-    /// Reads block `block` (4096 bytes) into `buf`, synchronously.
-    pub(crate) fn read_block(&self, block: u64, buf: &mut [u8; BLOCK_SIZE]) -> Result {
-        let page = Page::alloc_page(GFP_KERNEL)?;
-        self.sync_io(bindings::req_op_REQ_OP_READ, block, &page)?;
-        // SAFETY: `buf` is valid for `BLOCK_SIZE` bytes of writes and does
-        // not overlap the page, which holds `BLOCK_SIZE` bytes.
-        unsafe { page.read_raw(buf.as_mut_ptr(), 0, BLOCK_SIZE) }
-    }
-
-    /// Submits one single-page bio of operation `op` at `block` and waits.
-    fn sync_io(&self, op: bindings::req_op, block: u64, page: &Page) -> Result {
+    /// Submits one bio of operation `opf` covering `pages` (one block each)
+    /// from `block` on, and waits for it.
+    fn sync_io(&self, opf: bindings::blk_opf_t, block: u64, pages: &[Page]) -> Result {
+        let nr_vecs = u16::try_from(pages.len()).map_err(|_| EINVAL)?;
         // SAFETY: `bdev` is valid by the type invariant; `fs_bio_set` is the
         // kernel's general-purpose bio set, the one `bio_alloc()` uses. With
-        // GFP_KERNEL the allocation waits on the mempool and cannot fail.
+        // GFP_KERNEL the allocation waits on its mempool.
         let bio = unsafe {
             bindings::bio_alloc_bioset(
                 self.as_ptr(),
-                1,
-                op,
+                nr_vecs,
+                opf,
                 bindings::GFP_KERNEL,
                 &raw mut bindings::fs_bio_set,
             )
@@ -144,21 +145,116 @@ impl BackingDevice {
         if bio.is_null() {
             return Err(ENOMEM);
         }
-        // SAFETY: `bio` was just allocated with room for one vector and is
-        // owned here; `page` outlives the bio, which is waited for below.
+        // SAFETY: `bio` was just allocated with room for `pages.len()`
+        // vectors and is owned here until `bio_put`; the pages outlive it,
+        // since it is waited for before returning.
         let ret = unsafe {
             (*bio).bi_iter.bi_sector = block * SECTORS_PER_BLOCK;
-            if bindings::bio_add_page(bio, page.as_ptr(), BLOCK_SIZE as c_uint, 0)
-                != BLOCK_SIZE as i32
-            {
-                bindings::bio_put(bio);
-                return Err(EIO);
+            for page in pages {
+                if bindings::bio_add_page(bio, page.as_ptr(), BLOCK_SIZE as c_uint, 0)
+                    != BLOCK_SIZE as i32
+                {
+                    bindings::bio_put(bio);
+                    return Err(EIO);
+                }
             }
             let ret = bindings::submit_bio_wait(bio);
             bindings::bio_put(bio);
             ret
         };
         to_result(ret)
+    }
+
+    /// Reads or writes `buf` (whole blocks) at `block`, bouncing through
+    /// pages: engine buffers may live anywhere (kmalloc, vmalloc, stack),
+    /// bios want pages.
+    fn bounce_io(&self, write: bool, block: u64, buf: BounceBuf<'_>) -> Result {
+        let len = buf.len();
+        if len == 0 || len % BLOCK_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let nr = (len / BLOCK_SIZE) as u64;
+        match block.checked_add(nr) {
+            Some(end) if end <= self.nr_sectors() / SECTORS_PER_BLOCK => {}
+            _ => return Err(EINVAL),
+        }
+        let opf = if write {
+            bindings::req_op_REQ_OP_WRITE | REQ_SYNC | REQ_META
+        } else {
+            bindings::req_op_REQ_OP_READ | REQ_META
+        };
+        let mut pages: KVec<Page> = KVec::with_capacity(MAX_SYNC_BLOCKS, GFP_KERNEL)?;
+        let mut buf = buf;
+        for (chunk, first) in (0..nr).step_by(MAX_SYNC_BLOCKS).enumerate() {
+            let count = (nr - first).min(MAX_SYNC_BLOCKS as u64) as usize;
+            let off = chunk * MAX_SYNC_BLOCKS * BLOCK_SIZE;
+            pages.clear();
+            for i in 0..count {
+                let page = Page::alloc_page(GFP_KERNEL)?;
+                if let BounceBuf::Out(src) = &buf {
+                    let at = off + i * BLOCK_SIZE;
+                    // SAFETY: `src[at..at + BLOCK_SIZE]` is in bounds (checked
+                    // above) and the page holds `BLOCK_SIZE` bytes.
+                    unsafe { page.write_raw(src[at..].as_ptr(), 0, BLOCK_SIZE)? };
+                }
+                pages.push(page, GFP_KERNEL)?;
+            }
+            self.sync_io(opf, block + first, &pages)?;
+            if let BounceBuf::In(dst) = &mut buf {
+                for (i, page) in pages.iter().enumerate() {
+                    let at = off + i * BLOCK_SIZE;
+                    // SAFETY: As above, for writes into `dst`.
+                    unsafe { page.read_raw(dst[at..].as_mut_ptr(), 0, BLOCK_SIZE)? };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A caller's buffer for [`BackingDevice::bounce_io`].
+enum BounceBuf<'a> {
+    In(&'a mut [u8]),
+    Out(&'a [u8]),
+}
+
+impl BounceBuf<'_> {
+    fn len(&self) -> usize {
+        match self {
+            BounceBuf::In(b) => b.len(),
+            BounceBuf::Out(b) => b.len(),
+        }
+    }
+}
+
+/// The engine's view of a member device: synchronous metadata I/O.
+impl BlockDevice for BackingDevice {
+    fn nr_blocks(&self) -> u64 {
+        self.nr_sectors() / SECTORS_PER_BLOCK
+    }
+
+    fn read(&mut self, block: u64, buf: &mut [u8]) -> EngineResult {
+        self.bounce_io(false, block, BounceBuf::In(buf)).map_err(engine_error)
+    }
+
+    fn write(&mut self, block: u64, buf: &[u8]) -> EngineResult {
+        self.bounce_io(true, block, BounceBuf::Out(buf)).map_err(engine_error)
+    }
+
+    fn flush(&mut self) -> EngineResult {
+        // SAFETY: By the type invariant `bdev` is valid.
+        to_result(unsafe { bindings::blkdev_issue_flush(self.as_ptr()) }).map_err(engine_error)
+    }
+}
+
+/// Maps a kernel error from member I/O onto the engine's error.
+fn engine_error(e: Error) -> EngineError {
+    if e == ENOMEM {
+        EngineError::NoMemory
+    } else if e == EINVAL {
+        EngineError::InvalidArgument
+    } else {
+        EngineError::Io
     }
 }
 

@@ -35,7 +35,7 @@ use kernel::str::{kstrtobool_bytes, BStr, CString, Formatter};
 use kernel::sync::Mutex;
 
 use crate::bdev;
-use crate::device::{Config, Device, Member, MAX_CAPACITY_DEVICES};
+use crate::volume::{Config, Member, Volume, MAX_CAPACITY_DEVICES};
 use crate::path::{tokens, DevPath};
 
 /// The subsystem: `/sys/kernel/config/vtier`.
@@ -107,7 +107,7 @@ pub(crate) struct DeviceConfig {
 
 struct Inner {
     config: Config,
-    device: Option<Device>,
+    device: Option<Volume>,
 }
 
 /// Which path attribute a write is for.
@@ -216,13 +216,13 @@ impl AttributeOperations<0> for DeviceConfig {
         let mut inner = this.inner.lock();
         match (inner.device.is_some(), on) {
             (false, true) => {
-                let dev = Device::power_on(this.name(), &inner.config, this.holder())?;
+                let dev = Volume::power_on(this.name(), &inner.config, this.holder())?;
                 inner.device = Some(dev);
             }
             (true, false) => {
                 // Tearing down a mounted disk would throw away whatever
                 // its user has not written yet: refuse, as md does.
-                if inner.device.as_ref().is_some_and(Device::is_open) {
+                if inner.device.as_ref().is_some_and(Volume::is_open) {
                     pr_err!("{}: power: disk in use, close or unmount it first\n", this.name());
                     return Err(EBUSY);
                 }
@@ -265,7 +265,7 @@ impl AttributeOperations<3> for DeviceConfig {
     type Data = DeviceConfig;
 
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let index = this.inner.lock().device.as_ref().map(Device::index);
+        let index = this.inner.lock().device.as_ref().map(Volume::index);
         let mut w = Formatter::new(page);
         match index {
             Some(i) => w.write_fmt(fmt!("vtier{}\n", i))?,

@@ -12,7 +12,7 @@
 mod bdev;
 mod blk;
 mod configfs;
-mod device;
+mod volume;
 mod kcompat;
 mod path;
 
@@ -21,6 +21,9 @@ mod path;
 #[allow(unreachable_pub, dead_code)]
 #[path = "../engine/src/crc32c.rs"]
 mod crc32c;
+#[allow(unreachable_pub, dead_code)]
+#[path = "../engine/src/device.rs"]
+mod device;
 #[allow(unreachable_pub, dead_code)]
 #[path = "../engine/src/error.rs"]
 mod error;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A vtier device: its configuration, and bringing it up and down.
+//! A vtier volume: its configuration, and bringing it up and down as
+//! `/dev/vtierN`.
 
 use core::ffi::c_void;
 
@@ -10,6 +11,7 @@ use kernel::str::BStr;
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
+use crate::device::BlockDevice;
 use crate::blk::{Disk, Target};
 use crate::path::DevPath;
 use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
@@ -66,8 +68,8 @@ impl Drop for DiskIndex {
     }
 }
 
-/// A powered vtier device.
-pub(crate) struct Device {
+/// A powered vtier device: its members, claimed, and its disk.
+pub(crate) struct Volume {
     // Field order is drop order: the disk goes first, then the devices it
     // may still reference, then its index.
     disk: Disk,
@@ -102,12 +104,13 @@ fn open_member(name: &BStr, m: &Member, holder: *mut c_void) -> Result<BackingDe
     Ok(bdev)
 }
 
-fn read_superblock(name: &BStr, m: &Member, bdev: &BackingDevice) -> Result<Superblock> {
+fn read_superblock(name: &BStr, m: &Member, bdev: &mut BackingDevice) -> Result<Superblock> {
     let mut copies = [Err(crate::error::Error::Io), Err(crate::error::Error::Io)];
     let mut buf = KBox::new([0u8; BLOCK_SIZE], GFP_KERNEL)?;
     for (slot, block) in copies.iter_mut().zip(COPIES) {
-        bdev.read_block(block, &mut buf)
-            .map_err(|e| fail(name, e, fmt!("{}: cannot read superblock {}", m.path.as_bstr(), block)))?;
+        bdev.read(block, &mut buf[..]).map_err(|e| {
+            fail(name, EIO, fmt!("{}: cannot read superblock {}: {}", m.path.as_bstr(), block, e))
+        })?;
         *slot = Superblock::decode(&buf[..], block);
     }
     let [a, b] = copies;
@@ -128,7 +131,7 @@ fn read_superblock(name: &BStr, m: &Member, bdev: &BackingDevice) -> Result<Supe
     Ok(sb)
 }
 
-impl Device {
+impl Volume {
     /// Brings up a vtier device from `cfg`; `holder` identifies it when
     /// claiming the members. Every failure is logged once, naming `name`.
     pub(crate) fn power_on(name: &BStr, cfg: &Config, holder: *mut c_void) -> Result<Self> {
@@ -136,8 +139,8 @@ impl Device {
             .perf
             .as_ref()
             .ok_or_else(|| fail(name, EINVAL, fmt!("power=1 without perf_device")))?;
-        let perf = open_member(name, perf_member, holder)?;
-        let sb = read_superblock(name, perf_member, &perf)?;
+        let mut perf = open_member(name, perf_member, holder)?;
+        let sb = read_superblock(name, perf_member, &mut perf)?;
         if sb.role != Role::Performance {
             return Err(fail(name, EINVAL, fmt!("{}: is a capacity device", perf_member.path.as_bstr())));
         }
@@ -174,12 +177,12 @@ impl Device {
     ) -> Result<KVec<BackingDevice>> {
         let mut devs: KVec<BackingDevice> = KVec::with_capacity(cfg.capacity.len(), GFP_KERNEL)?;
         for (i, m) in cfg.capacity.iter().enumerate() {
-            let bdev = open_member(name, m, holder)?;
+            let mut bdev = open_member(name, m, holder)?;
             // The same holder may open one device twice: compare numbers.
             if bdev.dev() == perf.dev() || devs.iter().any(|d| d.dev() == bdev.dev()) {
                 return Err(fail(name, EINVAL, fmt!("{}: named twice", m.path.as_bstr())));
             }
-            let sb = read_superblock(name, m, &bdev)?;
+            let sb = read_superblock(name, m, &mut bdev)?;
             let position = i as u32 + 1;
             if sb.volume_uuid != perf_sb.volume_uuid || sb.role != Role::Capacity {
                 return Err(fail(name, EINVAL, fmt!("{}: not a capacity device of this volume", m.path.as_bstr())));
@@ -207,7 +210,7 @@ impl Device {
     }
 }
 
-impl Drop for Device {
+impl Drop for Volume {
     fn drop(&mut self) {
         pr_info!("vtier{} going down\n", self.index.0);
     }
