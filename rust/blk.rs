@@ -430,7 +430,7 @@ impl Disk {
                 return Err(EINVAL);
             }
             for (dst, src) in name.iter_mut().zip(Iterator::chain(disk_name.iter(), core::iter::once(&0))) {
-                *dst = *src as _;
+                *dst = *src;
             }
             bindings::set_capacity(disk, nr_blocks * SECTORS_PER_BLOCK);
             let ret = bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut());

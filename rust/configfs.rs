@@ -209,9 +209,8 @@ impl AttributeOperations<0> for DeviceConfig {
     }
 
     fn store(this: &DeviceConfig, page: &[u8]) -> Result {
-        let on = kstrtobool_bytes(page).map_err(|e| {
+        let on = kstrtobool_bytes(page).inspect_err(|e| {
             pr_err!("{}: power: expected 0 or 1 ({})\n", this.name(), e.to_errno());
-            e
         })?;
         let mut inner = this.inner.lock();
         match (inner.device.is_some(), on) {

@@ -56,7 +56,7 @@ pub fn update(mut state: u32, data: &[u8]) -> u32 {
             ^ t[0][(hi >> 24) as usize];
     }
     for &b in chunks.remainder() {
-        state = (state >> 8) ^ t[0][((state ^ b as u32) & 0xff) as usize];
+        state = (state >> 8) ^ t[0][((state ^ u32::from(b)) & 0xff) as usize];
     }
     state
 }
