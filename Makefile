@@ -7,7 +7,7 @@
 #   make demo          boot QEMU, create /dev/vtier0 on virtio disks, run a workload
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
-#   make check         rustfmt and clippy
+#   make check         rustfmt and clippy (userspace and the module)
 #
 # FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
 
@@ -38,9 +38,11 @@ demo:
 bench:
 	@scripts/bench.sh
 
-check:
+check: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	VTIER_CLIPPY=1 scripts/build-module.sh $(FLAVOUR) 2>&1 | tee target/kmod/clippy.log
+	! grep -q '^warning' target/kmod/clippy.log
 
 clean:
 	rm -rf target/kmod qemu-test/out

@@ -24,5 +24,11 @@ for p in Kbuild rust engine/src ec/src crypto_shim; do
 	[ -e "$VTIER_TOP/$p" ] && srcs+=("$p")
 done
 (cd "$VTIER_TOP" && tar -cf - "${srcs[@]}") | (cd "$out" && tar -xf -)
-make -C "$kdir" M="$out" "${llvm[@]}" -s modules >&2
+# VTIER_CLIPPY=1 lints the Rust code with clippy while building (make check).
+clippy=()
+if [ "${VTIER_CLIPPY:-0}" = 1 ]; then
+	clippy=(CLIPPY=1)
+	touch "$out/rust/vtier.rs"
+fi
+make -C "$kdir" M="$out" "${llvm[@]}" "${clippy[@]}" -s modules >&2
 echo "$out/vtier.ko"
