@@ -18,6 +18,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod btree;
+pub mod btree_check;
+pub mod btree_extent;
+pub mod btree_map;
+pub mod btree_memstore;
+pub mod btree_node;
+pub mod btree_tm;
 pub mod crc32c;
 pub mod device;
 pub mod error;
@@ -25,4 +32,5 @@ pub mod fault_device;
 #[cfg(feature = "std")]
 pub mod file_device;
 pub mod kcompat;
+pub mod paddr;
 pub mod superblock;
