@@ -18,7 +18,7 @@
 //!   harness can run a workload once and rebuild the image after a power cut
 //!   at any write with [`image_after_cut`].
 
-use crate::device::{byte_offset, check_io, BlockDevice, MemDevice, BLOCK_SIZE};
+use crate::device::{byte_offset, check_io, BlockDevice, MemDevice};
 use crate::error::{Error, Result};
 use crate::kcompat::{KVec, GFP_KERNEL};
 
@@ -282,6 +282,7 @@ impl BlockDevice for FaultDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::BLOCK_SIZE;
 
     fn block(v: u8) -> [u8; BLOCK_SIZE] {
         [v; BLOCK_SIZE]

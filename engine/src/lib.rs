@@ -10,6 +10,16 @@
 //! allocation API only through `crate::kcompat`.
 //!
 //! Adding a module: declare it here *and* in `rust/vtier.rs`.
+//!
+//! Lower layers, bottom-up (see `doc/FORMAT.md` for the bytes):
+//!
+//! - [`device::BlockDevice`]: the I/O seam (whole 4096-byte blocks, read,
+//!   write, flush). [`device::MemDevice`], `file_device::FileDevice`
+//!   (feature `std`), [`fault_device::FaultDevice`] (power cuts, torn and
+//!   failing writes) in userspace; bios in the kernel.
+//! - [`allocator::Allocator`] (T4): bitmap pages under a summary tree;
+//!   `alloc`, `alloc_extent` (near a hint), deferred `free`, `reserve`;
+//!   on-disk side in [`alloc_io`], [`summary`], [`bitmap`], [`alloc_geom`].
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -18,6 +28,10 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod alloc_geom;
+pub mod alloc_io;
+pub mod allocator;
+pub mod bitmap;
 pub mod btree;
 pub mod btree_check;
 pub mod btree_extent;
@@ -32,5 +46,7 @@ pub mod fault_device;
 #[cfg(feature = "std")]
 pub mod file_device;
 pub mod kcompat;
+pub mod page_cache;
 pub mod paddr;
+pub mod summary;
 pub mod superblock;
