@@ -109,10 +109,15 @@ build_base() {
 		ln -sf /usr/bin/busybox "$stage/$applet"
 	done < <(/usr/bin/busybox --list-full)
 
-	local b
+	local b d
 	for b in "${BINARIES[@]}"; do
 		[ -e "$b" ] || die "$b missing: run scripts/setup.sh"
 		copy_with_libs "$stage" "$b" "$b"
+		# Drop a busybox applet of that name elsewhere in $PATH.
+		for d in /usr/bin /usr/sbin; do
+			[ "$d/$(basename "$b")" = "$(canon "$b")" ] && continue
+			[ -L "$stage/$d/$(basename "$b")" ] && rm "$stage/$d/$(basename "$b")"
+		done
 	done
 	for b in "${CONFIGS[@]}"; do
 		[ -e "$b" ] && cp -L "$b" "$stage/$b"

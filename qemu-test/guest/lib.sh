@@ -45,7 +45,11 @@ vtier_unload() {
 vtier_format() {
 	perf=$1
 	shift
-	run vtierctl format --perf "$perf" --capacity "$@"
+	if [ $# = 0 ]; then
+		run vtierctl format --perf "$perf"
+	else
+		run vtierctl format --perf "$perf" --capacity "$@"
+	fi
 }
 
 # attr_write FILE VALUE: write VALUE (with a newline, as `echo` does).
@@ -107,3 +111,9 @@ sha_zero() {
 # The guest's kernel log is the place a test checks for the module's lines;
 # splats are checked by the host on the console log.
 kmsg_mark() { dmesg -c >/dev/null; }
+
+# Debian's busybox runs its own applets before anything in $PATH (its sh is
+# built "standalone"); these names must reach the util-linux tools, whose
+# options (blkdiscard -z ...) the busybox applets lack.
+blkdiscard() { /usr/sbin/blkdiscard "$@"; }
+blockdev() { /usr/sbin/blockdev "$@"; }

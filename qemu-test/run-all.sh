@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-all.sh [--only NAME[,NAME...]] [--kvm] FLAVOUR      (release | debug)
+#
+# Runs the in-guest test suite on one kernel flavour: gets the kernel from
+# scripts/build-kernel.sh, vtier.ko from scripts/build-module.sh, builds
+# vtierctl and the initramfs, boots every qemu-test/tests/*.sh (smoke first)
+# one after the other, prints one line per test and finally
+#
+#   guest-FLAVOUR: N passed, M failed
+#
+# and exits non-zero if any test failed. A test whose header says
+# "# vtier-needs: module" fails without booting when the module cannot be
+# built; the others still run.
+#
+# Environment:
+#   VTIER_TESTS     tests to run (names, space or comma separated), like --only
+#   VTIER_FIO_MB    MiB that fio-verify writes (default 256 release, 256 debug)
+#   VTIER_QEMU_APPEND  extra kernel command line for every test
+set -euo pipefail
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
+
+only=${VTIER_TESTS:-}
+kvm=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--only) only=$2; shift 2 ;;
+	--only=*) only=${1#--only=}; shift ;;
+	--kvm) kvm=(--kvm); shift ;;
+	-h | --help) sed -n '3,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# = 1 ] || die "usage: run-all.sh [--only NAME[,NAME]] [--kvm] release|debug"
+flavour=$1
+case $flavour in
+release) scale=1 fio_mb=${VTIER_FIO_MB:-256} ;;
+debug) scale=4 fio_mb=${VTIER_FIO_MB:-256} ;;
+*) die "unknown flavour $flavour" ;;
+esac
+qt=$VTIER_TOP/qemu-test
+
+# The tests, smoke first, then by name; filtered by --only / VTIER_TESTS.
+tests=()
+for t in "$qt"/tests/*.sh; do
+	t=$(basename "$t" .sh)
+	[ "$t" = smoke ] && continue
+	tests+=("$t")
+done
+tests=(smoke "${tests[@]}")
+if [ -n "$only" ]; then
+	wanted=()
+	for t in ${only//,/ }; do
+		[ -f "$qt/tests/$t.sh" ] || die "no test named $t (qemu-test/tests/$t.sh)"
+		wanted+=("$t")
+	done
+	tests=("${wanted[@]}")
+fi
+
+log "guest-$flavour: kernel"
+kdir=$("$VTIER_TOP/scripts/build-kernel.sh" "$flavour")
+[ -f "$kdir/arch/x86/boot/bzImage" ] || die "no bzImage in $kdir"
+
+module=''
+module_problem=''
+if [ ! -x "$VTIER_TOP/scripts/build-module.sh" ]; then
+	module_problem='scripts/build-module.sh does not exist yet'
+else
+	log "guest-$flavour: module"
+	if module=$("$VTIER_TOP/scripts/build-module.sh" "$flavour"); then
+		module=$(tail -1 <<<"$module")
+		[ -f "$module" ] || { module_problem="build-module.sh printed '$module', not a file"; module=''; }
+	else
+		module=''
+		module_problem='scripts/build-module.sh failed'
+	fi
+fi
+[ -z "$module_problem" ] || log "guest-$flavour: no module: $module_problem"
+
+log "guest-$flavour: vtierctl"
+(cd "$VTIER_TOP" && cargo build --quiet --release -p vtierctl) || die "cargo build -p vtierctl failed"
+vtierctl=$VTIER_TOP/target/release/vtierctl
+
+log "guest-$flavour: initramfs"
+mkdir -p "$VTIER_CACHE/initramfs"
+initrd=$VTIER_CACHE/initramfs/guest-$flavour.cpio
+extra=("$vtierctl=/usr/bin/vtierctl" "$qt/tests=/tests")
+[ -n "$module" ] && extra+=("$module=/vtier.ko")
+"$qt/mkinitramfs.sh" "$initrd" "${extra[@]}"
+
+append="vtier_fio_mb=$fio_mb vtier_flavour=$flavour ${VTIER_QEMU_APPEND:-}"
+passed=0
+failed=0
+failed_names=()
+suite_start=$(date +%s)
+for t in "${tests[@]}"; do
+	if [ -z "$module" ] && grep -q '^# vtier-needs:.*module' "$qt/tests/$t.sh"; then
+		printf 'FAIL %-14s    0s (needs the module: %s)\n' "$t" "$module_problem"
+		failed=$((failed + 1))
+		failed_names+=("$t")
+		continue
+	fi
+	if nice "$qt/run.sh" --kernel "$kdir" --initrd "$initrd" --flavour "$flavour" \
+		--timeout-scale "$scale" --append "$append" "${kvm[@]}" "$t"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failed_names+=("$t")
+	fi
+done
+log "guest-$flavour: ${#tests[@]} tests in $(($(date +%s) - suite_start))s; logs in qemu-test/out/$flavour/"
+[ $failed = 0 ] || log "guest-$flavour: failed: ${failed_names[*]}"
+echo "guest-$flavour: $passed passed, $failed failed"
+[ $failed = 0 ]

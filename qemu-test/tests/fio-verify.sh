@@ -1,0 +1,83 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# vtier-disks: 512M 64M 64M
+# vtier-timeout: 900
+# vtier-needs: module
+#
+# fio with verify=crc32c on /dev/vtier0 (libaio, O_DIRECT, iodepth 16): a
+# 4 KiB random-write job and a 1 MiB sequential-write job side by side on
+# two halves of VTIER_FIO_MB MiB (default 256), each reading back and
+# checking everything it wrote (verify_fatal). Then the device is powered
+# down and up again and a verify-only pass re-reads all of it, so the data
+# must have reached the performance device, not just a cache.
+set -eu
+# shellcheck source=../guest/lib.sh
+. /usr/lib/vtier/lib.sh
+
+mb=${VTIER_FIO_MB:-256}
+half=$((mb / 2))
+
+vtier_load
+vtier_format /dev/vda /dev/vdb /dev/vdc
+vtier_create fio /dev/vda /dev/vdb /dev/vdc
+disk=$(vtier_up fio)
+dev=/dev/$disk
+size=$(bdev_size "$dev")
+ss=$(blockdev --getss "$dev")
+echo "$dev: $size bytes, logical block size $ss"
+[ "$ss" = 4096 ] || fail "$dev: logical block size $ss, not 4096"
+[ "$size" -gt $((mb << 20)) ] || fail "$dev: $size bytes, too small for $mb MiB of fio"
+
+cat >/tmp/verify.fio <<JOB
+[global]
+filename=$dev
+ioengine=libaio
+direct=1
+iodepth=16
+verify=crc32c
+verify_fatal=1
+do_verify=1
+randrepeat=1
+group_reporting=0
+
+[rand-4k]
+rw=randwrite
+bs=4k
+offset=0
+size=${half}M
+
+[seq-1m]
+rw=write
+bs=1M
+offset=${half}M
+size=${half}M
+JOB
+
+step "fio: write $mb MiB and verify (crc32c)"
+cat /tmp/verify.fio
+if ! fio /tmp/verify.fio >/tmp/fio.out 2>&1; then
+	cat /tmp/fio.out
+	fail "fio write+verify failed (status $?)"
+fi
+cat /tmp/fio.out
+grep -q 'verify:' /tmp/fio.out && fail "fio reported verify errors"
+[ "$(grep -c 'err= 0' /tmp/fio.out)" = 2 ] || fail "fio: not both jobs ended with err=0"
+
+step "power cycle, then verify everything again from the device"
+vtier_down fio
+disk=$(vtier_up fio)
+dev=/dev/$disk
+sed -i "s|^filename=.*|filename=$dev|" /tmp/verify.fio
+if ! fio --verify_only /tmp/verify.fio >/tmp/fio2.out 2>&1; then
+	cat /tmp/fio2.out
+	fail "fio verify_only after power cycle failed (status $?)"
+fi
+cat /tmp/fio2.out
+grep -q 'verify:' /tmp/fio2.out && fail "fio verify_only reported verify errors"
+[ "$(grep -c 'err= 0' /tmp/fio2.out)" = 2 ] || fail "fio verify_only: not both jobs ended with err=0"
+read_kb=$(sed -n 's/.*READ: bw=.*io=\([0-9.]*\)\([KMG]\)i\{0,1\}B.*/\1 \2/p' /tmp/fio2.out | head -1)
+echo "verify_only read: $read_kb"
+
+vtier_down fio
+run rmdir "$VT/fio"
+vtier_unload
