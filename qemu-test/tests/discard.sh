@@ -41,11 +41,11 @@ run blkdiscard -z -o $((16 * MiB)) -l $((16 * MiB)) "$dev"
 
 step "zero out 4 KiB in the middle of the data"
 run blkdiscard -z -o $((8 * MiB + 4096)) -l 4096 "$dev"
-dd if="$dev" of=/tmp/blk bs=4096 skip=$((2 * 256 + 1)) count=1 iflag=direct 2>/dev/null
+dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256 + 1)) count=1 iflag=direct 2>/dev/null
 dd if=/dev/zero of=/tmp/zblk bs=4096 count=1 2>/dev/null
 cmp /tmp/blk /tmp/zblk || fail "4 KiB zero-out at 8 MiB + 4 KiB did not read back as zeroes"
-dd if="$dev" of=/tmp/blk bs=4096 skip=$((2 * 256)) count=1 iflag=direct 2>/dev/null
-dd if=/tmp/rand of=/tmp/rblk bs=4096 skip=$((2 * 256)) count=1 2>/dev/null
+dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256)) count=1 iflag=direct 2>/dev/null
+dd if=/tmp/rand of=/tmp/rblk bs=4096 skip=$((8 * 256)) count=1 2>/dev/null
 cmp /tmp/blk /tmp/rblk || fail "the block before a 4 KiB zero-out changed"
 
 step "discard 32..40 MiB, then the whole device"
