@@ -25,6 +25,10 @@ pub struct MemNodeStore {
     free: KVec<u64>,
     pending: KVec<u64>,
     in_use: u64,
+    /// Allocator state at the last checkpoint: free list, block count, in use.
+    ckpt_free: KVec<u64>,
+    ckpt_len: usize,
+    ckpt_in_use: u64,
 }
 
 impl MemNodeStore {
@@ -66,6 +70,20 @@ impl MemNodeStore {
             let i = self.index(a)?;
             self.protected[i] = true;
         }
+        Ok(())
+    }
+
+    /// A power cut: the allocator returns to its state at the last
+    /// checkpoint (blocks written since are garbage nobody references).
+    pub fn crash(&mut self) -> Result {
+        self.free.clear();
+        self.free.extend_from_slice(&self.ckpt_free, GFP_KERNEL)?;
+        for i in self.ckpt_len..self.blocks.len() {
+            self.free.push(i as u64, GFP_KERNEL)?;
+        }
+        self.pending.clear();
+        self.in_use = self.ckpt_in_use;
+        self.fresh.iter_mut().for_each(|f| *f = false);
         Ok(())
     }
 
@@ -133,6 +151,10 @@ impl NodeStore for MemNodeStore {
         self.free.extend_from_slice(&self.pending, GFP_KERNEL)?;
         self.pending.clear();
         self.fresh.iter_mut().for_each(|f| *f = false);
+        self.ckpt_free.clear();
+        self.ckpt_free.extend_from_slice(&self.free, GFP_KERNEL)?;
+        self.ckpt_len = self.blocks.len();
+        self.ckpt_in_use = self.in_use;
         Ok(())
     }
 }

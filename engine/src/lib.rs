@@ -50,3 +50,6 @@ pub mod page_cache;
 pub mod paddr;
 pub mod summary;
 pub mod superblock;
+pub mod txn;
+pub mod txn_cache;
+pub mod txn_redo;
