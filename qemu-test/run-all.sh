@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # run-all.sh [--only NAME[,NAME...]] [--kvm] FLAVOUR      (release | debug)
+# (options may also follow FLAVOUR)
 #
 # Runs the in-guest test suite on one kernel flavour: gets the kernel from
 # scripts/build-kernel.sh, vtier.ko from scripts/build-module.sh, builds
@@ -24,6 +25,7 @@ set -euo pipefail
 
 only=${VTIER_TESTS:-}
 kvm=()
+args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--only) only=$2; shift 2 ;;
@@ -31,9 +33,10 @@ while [ $# -gt 0 ]; do
 	--kvm) kvm=(--kvm); shift ;;
 	-h | --help) sed -n '3,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
 	-*) die "unknown option $1" ;;
-	*) break ;;
+	*) args+=("$1"); shift ;;
 	esac
 done
+set -- "${args[@]}"
 [ $# = 1 ] || die "usage: run-all.sh [--only NAME[,NAME]] [--kvm] release|debug"
 flavour=$1
 case $flavour in

@@ -20,6 +20,11 @@
 #   --append "ARGS"        extra kernel command line (e.g. vtier_fio_mb=128)
 #   --kvm                  use KVM instead of TCG (hangs on some hosts)
 #   --quiet                do not print the log tail of a failing test
+#   --script FILE          read the header from FILE instead of
+#                          qemu-test/tests/TEST.sh (the guest still runs
+#                          /tests/TEST.sh; the demo uses this)
+#   --live                 show the guest's own output on stderr while it
+#                          runs (kernel lines only when they are splats)
 #
 # Test header lines (in the first 30 lines of TEST.sh):
 #   # vtier-disks: 512M 256M ...    one raw virtio disk per size (vda, vdb, ...)
@@ -33,7 +38,7 @@ set -euo pipefail
 # shellcheck source=../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
 
-kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0
+kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0 script='' live=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernel=$2; shift 2 ;;
@@ -43,6 +48,8 @@ while [ $# -gt 0 ]; do
 	--append) append=$2; shift 2 ;;
 	--kvm) accel=kvm; shift ;;
 	--quiet) quiet=1; shift ;;
+	--script) script=$2; shift 2 ;;
+	--live) live=1; shift ;;
 	-h | --help) sed -n '3,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -50,7 +57,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# = 1 ] || die "usage: run.sh --kernel DIR --initrd FILE [options] TEST"
 test=$1
-script=$VTIER_TOP/qemu-test/tests/$test.sh
+script=${script:-$VTIER_TOP/qemu-test/tests/$test.sh}
 [ -f "$script" ] || die "no test $script"
 { [ -n "$kernel" ] && [ -n "$initrd" ]; } || die "--kernel and --initrd are required"
 [ -d "$kernel" ] && kernel=$kernel/arch/x86/boot/bzImage
@@ -86,21 +93,39 @@ cmdline+=" vtier_guest_timeout=$guest_timeout $test_append $append"
 
 cpu=max
 [ $accel = kvm ] && cpu=host
-start=$(date +%s)
-set +e
-timeout --kill-after=10 "$timeout_s" \
-	qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2 \
-	-nographic -no-reboot \
-	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-	"${drives[@]}" </dev/null >"$log_file" 2>&1
-qrc=$?
-set -e
-elapsed=$(($(date +%s) - start))
+qemu=(timeout --kill-after=10 "$timeout_s"
+	qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2
+	-nographic -no-reboot
+	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
+	"${drives[@]}")
 
 # Kernel lines carry a printk time stamp; only those are searched for
 # splats, so a test that prints such words itself does not trip this.
+KLINE='\[ *[0-9]+\.[0-9]+\]'
 SPLAT='BUG:|KASAN:|UBSAN:|WARNING:|Oops|kernel BUG|general protection fault|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|Kernel panic|Unable to handle|refcount_t:|list_(add|del) corruption|detected stalls|blocked for more than'
-splats=$(tr -d '\r' <"$log_file" | grep -E '\[ *[0-9]+\.[0-9]+\]' | grep -E "$SPLAT" | head -5 || true)
+
+start=$(date +%s)
+set +e
+if [ $live = 1 ]; then
+	# The guest's own lines from /init on, and kernel lines that are splats.
+	"${qemu[@]}" </dev/null 2>&1 | tee "$log_file" |
+		KLINE=$KLINE SPLAT=$SPLAT awk '
+			BEGIN { kline = ENVIRON["KLINE"]; splat = ENVIRON["SPLAT"] }
+			{ sub(/\r$/, "") }
+			/VTIER-GUEST-UP/ { up = 1; next }
+			/VTIER-TEST-RESULT/ { next }
+			!up { next }
+			$0 ~ kline { if ($0 ~ splat) { print; fflush() } next }
+			{ print; fflush() }' >&2
+	qrc=${PIPESTATUS[0]}
+else
+	"${qemu[@]}" </dev/null >"$log_file" 2>&1
+	qrc=$?
+fi
+set -e
+elapsed=$(($(date +%s) - start))
+
+splats=$(tr -d '\r' <"$log_file" | grep -E "$KLINE" | grep -E "$SPLAT" | head -5 || true)
 marker=$(tr -d '\r' <"$log_file" | grep -o "VTIER-TEST-RESULT: .*" | tail -1 || true)
 boot=$(tr -d '\r' <"$log_file" | sed -n 's/.*VTIER-GUEST-UP \([0-9.]*s\).*/\1/p' | head -1)
 
@@ -112,7 +137,7 @@ case $marker in
 	;;
 "VTIER-TEST-RESULT: FAIL "*) reason=${marker#VTIER-TEST-RESULT: FAIL "$test" } ;;
 *)
-	if [ $qrc = 124 ] || [ $qrc = 137 ]; then
+	if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 		reason="(no result: host timeout after ${timeout_s}s)"
 	else
 		reason="(no result: QEMU exited with status $qrc)"
