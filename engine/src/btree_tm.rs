@@ -24,10 +24,12 @@
 //! - A freed block of an earlier generation is still part of the committed
 //!   tree: the [`NodeStore`] must not hand it out again before the next
 //!   checkpoint completes ([`NodeStore::checkpoint_done`]).
-//! - Nodes are written as they change; a checkpoint is: flush the store
+//! - Changed nodes stay in the node cache ([`crate::btree_cache`]) until
+//!   evicted or a checkpoint; a checkpoint is: write back and flush
 //!   ([`NodeTm::pre_checkpoint`]), write the superblock with the new root,
 //!   then [`NodeTm::checkpoint_done`], which opens the next generation.
 
+use crate::btree_cache::NodeCache;
 use crate::btree_node::NodeData;
 use crate::error::{Error, Result};
 use crate::kcompat::{KVec, GFP_KERNEL};
@@ -61,8 +63,10 @@ pub trait NodeStore {
 /// Counters for tests and benchmarks.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TmStats {
-    /// Nodes read and validated.
+    /// Nodes read from the store and validated.
     pub reads: u64,
+    /// Node reads served by the cache.
+    pub cache_hits: u64,
     /// Node blocks written.
     pub writes: u64,
     /// Nodes copied to a new block (shadowed).
@@ -122,19 +126,38 @@ impl ShadowNode {
 pub struct NodeTm<S: NodeStore> {
     store: RefCell<S>,
     generation: u64,
-    buf: KVec<u8>,
     stats: TmStats,
     reads: Cell<u64>,
+    cache: RefCell<NodeCache>,
+}
+
+/// Nodes cached by [`NodeTm::new`] (about 4 KiB each).
+pub const DEFAULT_CACHE_NODES: usize = 1024;
+
+/// Encodes `node` and writes it to its block.
+fn write_node<S: NodeStore>(store: &RefCell<S>, node: &NodeData) -> Result {
+    let addr = node.addr.ok_or(Error::InvalidArgument)?;
+    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    node.encode(&mut buf)?;
+    store
+        .try_borrow_mut()
+        .map_err(|_| Error::InvalidArgument)?
+        .write_block(addr, &buf)
 }
 
 impl<S: NodeStore> NodeTm<S> {
     /// A manager whose open generation is `generation` (the last
-    /// checkpoint's plus one).
+    /// checkpoint's plus one), caching [`DEFAULT_CACHE_NODES`] nodes.
     pub fn new(store: S, generation: u64) -> Result<Self> {
+        Self::with_cache(store, generation, DEFAULT_CACHE_NODES)
+    }
+
+    /// Like [`NodeTm::new`] with a cache of `cache_nodes` nodes (0: none).
+    pub fn with_cache(store: S, generation: u64, cache_nodes: usize) -> Result<Self> {
         Ok(Self {
+            cache: RefCell::new(NodeCache::new(cache_nodes)?),
             store: RefCell::new(store),
             generation,
-            buf: KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?,
             stats: TmStats::default(),
             reads: Cell::new(0),
         })
@@ -149,6 +172,7 @@ impl<S: NodeStore> NodeTm<S> {
     pub fn stats(&self) -> TmStats {
         TmStats {
             reads: self.reads.get(),
+            cache_hits: self.cache.try_borrow().map_or(0, |c| c.hits),
             ..self.stats
         }
     }
@@ -166,6 +190,13 @@ impl<S: NodeStore> NodeTm<S> {
     /// Reads and validates the node at `addr` of tree `tree`.
     pub fn read(&self, addr: PAddr, tree: u32) -> Result<ReadNode> {
         let mut node = NodeData::default();
+        let mut cache = self
+            .cache
+            .try_borrow_mut()
+            .map_err(|_| Error::InvalidArgument)?;
+        if cache.get(addr, &mut node)? {
+            return Ok(ReadNode(node));
+        }
         let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
         self.store
             .try_borrow_mut()
@@ -179,6 +210,7 @@ impl<S: NodeStore> NodeTm<S> {
                 what: "btree node from a future generation",
             });
         }
+        cache.put(&node, false, |victim| write_node(&self.store, victim))?;
         Ok(ReadNode(node))
     }
 
@@ -213,12 +245,24 @@ impl<S: NodeStore> NodeTm<S> {
         }))
     }
 
-    /// Writes a shadowed node to its block.
+    /// Records a shadowed node's new contents: in the cache, written to
+    /// its block when evicted or at the next checkpoint.
     pub fn write(&mut self, node: &ShadowNode) -> Result {
-        let addr = node.addr()?;
-        node.0.encode(&mut self.buf)?;
-        self.store.get_mut().write_block(addr, &self.buf)?;
+        let store = &self.store;
+        let cache = self.cache.get_mut();
+        cache.put(&node.0, true, |victim| write_node(store, victim))?;
         self.stats.writes += 1;
+        Ok(())
+    }
+
+    /// Writes every cached change to the store and forgets every cached
+    /// node, so the next reads come from the store (tests that damage
+    /// blocks, tools that verify the device).
+    pub fn write_back_and_drop_cache(&mut self) -> Result {
+        let store = &self.store;
+        let cache = self.cache.get_mut();
+        cache.flush(|n| write_node(store, n))?;
+        cache.clear_clean();
         Ok(())
     }
 
@@ -229,6 +273,7 @@ impl<S: NodeStore> NodeTm<S> {
 
     /// Frees the block of a node without reading it.
     pub(crate) fn free_addr(&mut self, addr: PAddr) -> Result {
+        self.cache.get_mut().remove(addr);
         self.stats.frees += 1;
         self.store.get_mut().free_block(addr)
     }
@@ -236,6 +281,8 @@ impl<S: NodeStore> NodeTm<S> {
     /// First half of a checkpoint: makes every node written so far durable.
     /// The caller then writes the superblock with the roots.
     pub fn pre_checkpoint(&mut self) -> Result {
+        let store = &self.store;
+        self.cache.get_mut().flush(|n| write_node(store, n))?;
         self.store.get_mut().flush()
     }
 
@@ -249,7 +296,8 @@ impl<S: NodeStore> NodeTm<S> {
         Ok(())
     }
 
-    /// Takes the store back.
+    /// Takes the store back. Cached changes not written back by a
+    /// checkpoint are dropped, as a crash would.
     pub fn into_store(self) -> S {
         self.store.into_inner()
     }

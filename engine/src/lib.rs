@@ -33,6 +33,7 @@ pub mod alloc_io;
 pub mod allocator;
 pub mod bitmap;
 pub mod btree;
+pub mod btree_cache;
 pub mod btree_check;
 pub mod btree_extent;
 pub mod btree_map;

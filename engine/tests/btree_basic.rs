@@ -198,11 +198,13 @@ fn corruption_is_detected_on_read() {
             .unwrap();
     }
     let nodes = check_tree(&tm, &SMALL, root).unwrap().nodes;
+    tm.write_back_and_drop_cache().unwrap();
     let mut rng = Rng(4242);
     for trial in 0..200 {
         let victim = nodes[rng.below(nodes.len() as u64) as usize];
         let byte = rng.below(4096) as usize;
         let bit = 1u8 << rng.below(8);
+        tm.write_back_and_drop_cache().unwrap();
         tm.store_mut().block_mut(victim).unwrap()[byte] ^= bit;
         let r = check_tree(&tm, &SMALL, root);
         assert!(
@@ -211,7 +213,9 @@ fn corruption_is_detected_on_read() {
         );
         tm.store_mut().block_mut(victim).unwrap()[byte] ^= bit;
     }
+    tm.write_back_and_drop_cache().unwrap();
     check_tree(&tm, &SMALL, root).unwrap();
+    tm.write_back_and_drop_cache().unwrap();
     // A misdirected write: a valid node in the wrong block.
     let (a, b) = (nodes[1], nodes[2]);
     let copy = tm.store_mut().block_mut(a).unwrap().to_vec();

@@ -8,8 +8,8 @@
 //! of the last committed tree are write-protected, so a node of a committed
 //! generation changed in place fails the test.
 //!
-//! `VTIER_TXN_CASES` (default 24) sets the number of random cases,
-//! `VTIER_TXN_STEPS` (default 160) the steps per case, `VTIER_TXN_SEED` a
+//! `VTIER_TXN_CASES` (default 64) sets the number of random cases,
+//! `VTIER_TXN_STEPS` (default 200) the steps per case, `VTIER_TXN_SEED` a
 //! single seed to replay.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,7 +92,7 @@ struct World {
 
 impl World {
     fn new(seed: u64) -> Self {
-        let mut tm = NodeTm::new(MemNodeStore::new(64), 1).unwrap();
+        let mut tm = NodeTm::with_cache(MemNodeStore::new(64), 1, 16).unwrap();
         let root = create(&mut tm, &CFG).unwrap();
         let mut w = World {
             rng: Rng(seed),
@@ -298,7 +298,7 @@ impl World {
             std::mem::replace(&mut self.tm, NodeTm::new(MemNodeStore::new(0), 1).unwrap())
                 .into_store();
         store.crash().unwrap();
-        self.tm = NodeTm::new(store, gen).unwrap();
+        self.tm = NodeTm::with_cache(store, gen, 16).unwrap();
         let (model, root, seq) = self.ckpt.clone();
         self.root = root;
         self.mgr = TxnManager::new(seq);
@@ -331,8 +331,8 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn random_interleavings_match_the_model() {
-    let cases = env("VTIER_TXN_CASES", 24);
-    let steps = env("VTIER_TXN_STEPS", 160);
+    let cases = env("VTIER_TXN_CASES", 64);
+    let steps = env("VTIER_TXN_STEPS", 200);
     let seeds: Vec<u64> = match std::env::var("VTIER_TXN_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => (1..=cases).collect(),
