@@ -52,7 +52,7 @@ step "discard 32..40 MiB, then the whole device"
 run blkdiscard -o $((32 * MiB)) -l $((8 * MiB)) "$dev"
 [ "$(sha_range "$dev" 0 $((8 * MiB)))" = "$(sha_range /tmp/rand 0 $((8 * MiB)))" ] ||
 	fail "0..8 MiB changed by a discard of 32..40 MiB"
-run blkdiscard "$dev"
+run blkdiscard -f "$dev"
 run_sh "dd if=/tmp/rand of=$dev bs=1M count=4 oflag=direct conv=notrunc"
 [ "$(sha_range "$dev" 0 $((4 * MiB)))" = "$(sha_range /tmp/rand 0 $((4 * MiB)))" ] ||
 	fail "data written after a full discard does not read back"

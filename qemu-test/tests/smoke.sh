@@ -28,7 +28,7 @@ run e2fsck -fn /dev/vdb
 run mount -t ext4 /dev/vdb /mnt
 run_sh 'echo hello > /mnt/f && sync'
 run umount /mnt
-run blkdiscard /dev/vdb
+run blkdiscard -f /dev/vdb
 run blockdev --getss /dev/vda
 run lsblk
 if [ -x /usr/bin/vtierctl ]; then
