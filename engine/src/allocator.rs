@@ -25,7 +25,7 @@
 //!   (128 MiB) in one extent.
 //! - Two copies of the map alternate per checkpoint generation; writing one
 //!   is [`Allocator::write_copy`] (in `alloc_io.rs`), called by
-//!   `crate::volume::Volume::checkpoint`, never directly.
+//!   `crate::checkpoint::Volume::checkpoint`, never directly.
 
 use crate::alloc_geom::{Geometry, MAX_LEVELS};
 use crate::bitmap::{self, PageSummary, BITS_PER_PAGE};
@@ -128,6 +128,11 @@ impl Allocator {
             deferred: KVec::new(),
             stats: AllocStats::default(),
         })
+    }
+
+    /// Sets how many clean pages the cache keeps.
+    pub fn set_cache_pages(&mut self, pages: usize) {
+        self.cache.set_capacity(pages);
     }
 
     /// Blocks managed.

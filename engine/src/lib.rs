@@ -20,6 +20,10 @@
 //! - [`allocator::Allocator`] (T4): bitmap pages under a summary tree;
 //!   `alloc`, `alloc_extent` (near a hint), deferred `free`, `reserve`;
 //!   on-disk side in [`alloc_io`], [`summary`], [`bitmap`], [`alloc_geom`].
+//! - [`wal::Wal`] (T5): the write-ahead log ([`wal_block`] for its blocks).
+//! - [`checkpoint::Volume`] (T5): superblocks, allocator and WAL of the
+//!   performance device tied together: `format`, `open` + `replay`
+//!   (recovery), `append`, `commit`, `checkpoint(roots)`.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -40,6 +44,7 @@ pub mod btree_map;
 pub mod btree_memstore;
 pub mod btree_node;
 pub mod btree_tm;
+pub mod checkpoint;
 pub mod crc32c;
 pub mod device;
 pub mod error;
@@ -51,6 +56,8 @@ pub mod page_cache;
 pub mod paddr;
 pub mod summary;
 pub mod superblock;
+pub mod wal;
+pub mod wal_block;
 pub mod txn;
 pub mod txn_cache;
 pub mod txn_redo;

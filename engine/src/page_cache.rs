@@ -48,6 +48,11 @@ impl PageCache {
         }
     }
 
+    /// Changes the capacity (at least 4); takes effect at the next insert.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(4);
+    }
+
     /// The slot holding `key`, if cached; counts as a use.
     pub fn find(&mut self, key: Key) -> Option<usize> {
         let i = match self.slots.get(self.last) {

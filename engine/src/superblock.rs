@@ -7,6 +7,12 @@
 //! between them, so one copy is always complete; at mount the newest copy
 //! that verifies wins ([`Superblock::choose`]). The layout is in
 //! `doc/FORMAT.md`; every change to it bumps [`FORMAT_VERSION`].
+//!
+//! Generation semantics (version 2): checkpoint generation *G* writes
+//! superblock copy *G* mod 2 and allocation-map copy *G* mod 2, then an end
+//! marker for *G* into the WAL at [`WalPosition::tail`]. A copy counts only
+//! if that end marker is there (`crate::checkpoint` checks it); `choose` alone
+//! only compares generations.
 
 use crate::crc32c::crc32c;
 use crate::error::{Error, Result};
@@ -17,11 +23,41 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Size of every vtier block, metadata and data alike.
 pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// `"VTIERSB\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
 /// Block numbers of the two superblock copies.
 pub const COPIES: [u64; 2] = [0, 1];
+/// Opaque root slots kept for the layers above (B-tree roots, counters).
+pub const NR_ROOTS: usize = 16;
+
+/// Where the write-ahead log lives and where this checkpoint's part of it
+/// starts (performance device only; all zero on capacity devices).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalPosition {
+    /// First block of the WAL region.
+    pub start: u64,
+    /// Blocks in the WAL region.
+    pub blocks: u64,
+    /// Index in the region of the block holding this checkpoint's end marker.
+    pub tail: u64,
+    /// Block sequence number of that block.
+    pub tail_seq: u64,
+}
+
+/// Where the two allocation-map copies live and how to verify the one this
+/// checkpoint wrote (copy `generation` mod 2).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapRoot {
+    /// First block of copy 0 and of copy 1.
+    pub copies: [u64; 2],
+    /// Blocks in one copy.
+    pub blocks: u64,
+    /// Content CRC of the top summary page of the copy written.
+    pub crc: u32,
+    /// Free blocks recorded by this checkpoint.
+    pub free: u64,
+}
 
 /// What a member device is for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -80,8 +116,32 @@ struct RawSuperblock {
     device_index: U32,
     /// 0x054: number of member devices in the set (1 + capacity devices).
     nr_devices: U32,
-    /// 0x058..0x1000: zero.
-    reserved: [u8; BLOCK_SIZE - 0x58],
+    /// 0x058: first block of the WAL region (0 on capacity devices).
+    wal_start: U64,
+    /// 0x060: blocks in the WAL region.
+    wal_blocks: U64,
+    /// 0x068: index in the WAL of this checkpoint's end-marker block.
+    wal_tail: U64,
+    /// 0x070: block sequence number of that block.
+    wal_tail_seq: U64,
+    /// 0x078: first block of allocation-map copy 0.
+    map_copy0: U64,
+    /// 0x080: first block of allocation-map copy 1.
+    map_copy1: U64,
+    /// 0x088: blocks in one map copy.
+    map_blocks: U64,
+    /// 0x090: content CRC of the top summary page of copy `generation % 2`.
+    map_crc: U32,
+    /// 0x094: zero.
+    pad: U32,
+    /// 0x098: free blocks at this checkpoint.
+    free_blocks: U64,
+    /// 0x0a0: first block after the fixed metadata.
+    data_start: U64,
+    /// 0x0a8: root slots of the layers above ([`NR_ROOTS`] × 8 bytes).
+    roots: [U64; NR_ROOTS],
+    /// 0x128..0x1000: zero.
+    reserved: [u8; BLOCK_SIZE - 0x128],
 }
 
 const _: () = assert!(core::mem::size_of::<RawSuperblock>() == BLOCK_SIZE);
@@ -103,6 +163,14 @@ pub struct Superblock {
     pub device_index: u32,
     /// Members in the set.
     pub nr_devices: u32,
+    /// The WAL and this checkpoint's position in it.
+    pub wal: WalPosition,
+    /// The allocation map.
+    pub map: MapRoot,
+    /// First block after the fixed metadata (superblocks, WAL, map copies).
+    pub data_start: u64,
+    /// Root slots of the layers above.
+    pub roots: [u64; NR_ROOTS],
 }
 
 impl Superblock {
@@ -121,7 +189,19 @@ impl Superblock {
             nr_blocks: U64::new(self.nr_blocks),
             device_index: U32::new(self.device_index),
             nr_devices: U32::new(self.nr_devices),
-            reserved: [0; BLOCK_SIZE - 0x58],
+            wal_start: U64::new(self.wal.start),
+            wal_blocks: U64::new(self.wal.blocks),
+            wal_tail: U64::new(self.wal.tail),
+            wal_tail_seq: U64::new(self.wal.tail_seq),
+            map_copy0: U64::new(self.map.copies[0]),
+            map_copy1: U64::new(self.map.copies[1]),
+            map_blocks: U64::new(self.map.blocks),
+            map_crc: U32::new(self.map.crc),
+            pad: U32::new(0),
+            free_blocks: U64::new(self.map.free),
+            data_start: U64::new(self.data_start),
+            roots: self.roots.map(U64::new),
+            reserved: [0; BLOCK_SIZE - 0x128],
         };
         out.copy_from_slice(raw.as_bytes());
         let sum = crc32c(&out[4..]);
@@ -163,10 +243,10 @@ impl Superblock {
         if raw.nr_blocks.get() <= COPIES.len() as u64 {
             return Err(corrupt("superblock device size"));
         }
-        if raw.reserved.iter().any(|&b| b != 0) {
+        if raw.reserved.iter().any(|&b| b != 0) || raw.pad.get() != 0 {
             return Err(corrupt("superblock reserved bytes"));
         }
-        Ok(Self {
+        let sb = Self {
             generation: raw.generation.get(),
             volume_uuid: raw.volume_uuid,
             device_uuid: raw.device_uuid,
@@ -174,7 +254,65 @@ impl Superblock {
             nr_blocks: raw.nr_blocks.get(),
             device_index: index,
             nr_devices: count,
-        })
+            wal: WalPosition {
+                start: raw.wal_start.get(),
+                blocks: raw.wal_blocks.get(),
+                tail: raw.wal_tail.get(),
+                tail_seq: raw.wal_tail_seq.get(),
+            },
+            map: MapRoot {
+                copies: [raw.map_copy0.get(), raw.map_copy1.get()],
+                blocks: raw.map_blocks.get(),
+                crc: raw.map_crc.get(),
+                free: raw.free_blocks.get(),
+            },
+            data_start: raw.data_start.get(),
+            roots: raw.roots.map(|r| r.get()),
+        };
+        sb.check_layout().map_err(corrupt)?;
+        Ok(sb)
+    }
+
+    /// Checks that the regions fit the device, do not overlap and match the
+    /// map geometry; returns what is wrong.
+    fn check_layout(&self) -> core::result::Result<(), &'static str> {
+        // The map size must also match the device size; `crate::checkpoint`
+        // checks that with the map geometry, which this file does not need.
+        if self.nr_blocks > 1 << 32 || self.map.blocks == 0 {
+            return Err("superblock map size");
+        }
+        let first = COPIES.len() as u64;
+        let w = &self.wal;
+        let mut regions = [
+            (w.start, w.blocks),
+            (self.map.copies[0], self.map.blocks),
+            (self.map.copies[1], self.map.blocks),
+        ];
+        regions.sort_unstable();
+        let mut end = first;
+        for (start, len) in regions {
+            if len == 0 && start == 0 {
+                continue;
+            }
+            if start < end {
+                return Err("superblock regions overlap");
+            }
+            end = start.checked_add(len).ok_or("superblock region end")?;
+        }
+        if end > self.data_start || self.data_start > self.nr_blocks {
+            return Err("superblock data start");
+        }
+        let has_wal = self.role == Role::Performance;
+        if has_wal != (w.blocks >= 2) || (has_wal && w.tail >= w.blocks) {
+            return Err("superblock WAL position");
+        }
+        if !has_wal && (w.start, w.tail, w.tail_seq) != (0, 0, 0) {
+            return Err("superblock WAL position");
+        }
+        if self.map.free > self.nr_blocks - self.data_start {
+            return Err("superblock free count");
+        }
+        Ok(())
     }
 
     /// Picks the copy to mount from the results of decoding both copies:
@@ -203,6 +341,20 @@ mod tests {
             nr_blocks: 1 << 20,
             device_index: 0,
             nr_devices: 5,
+            wal: WalPosition {
+                start: 2,
+                blocks: 64,
+                tail: 3,
+                tail_seq: 9,
+            },
+            map: MapRoot {
+                copies: [66, 99],
+                blocks: 33,
+                crc: 0x1234_5678,
+                free: 1000,
+            },
+            data_start: 132,
+            roots: [0x42; NR_ROOTS],
         }
     }
 
@@ -295,6 +447,38 @@ mod tests {
             },
             Superblock {
                 role: Role::Capacity,
+                ..sample()
+            },
+            Superblock {
+                data_start: 100,
+                ..sample()
+            },
+            Superblock {
+                map: MapRoot {
+                    blocks: 0,
+                    ..sample().map
+                },
+                ..sample()
+            },
+            Superblock {
+                wal: WalPosition {
+                    start: 70,
+                    ..sample().wal
+                },
+                ..sample()
+            },
+            Superblock {
+                wal: WalPosition {
+                    tail: 64,
+                    ..sample().wal
+                },
+                ..sample()
+            },
+            Superblock {
+                map: MapRoot {
+                    free: 1 << 20,
+                    ..sample().map
+                },
                 ..sample()
             },
         ];

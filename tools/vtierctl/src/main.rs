@@ -6,12 +6,15 @@
 //! is what the module reads, and what it checks is checked the same way.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vtier_engine::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::alloc_io::DEFAULT_CACHE_PAGES;
+use vtier_engine::checkpoint::{FormatOptions, Volume};
+use vtier_engine::file_device::FileDevice;
+use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
 
 #[derive(Parser)]
 #[command(name = "vtierctl", version, about = "Manage vtier devices offline")]
@@ -30,6 +33,9 @@ enum Cmd {
         /// The capacity-tier devices or images.
         #[arg(long, num_args = 0..)]
         capacity: Vec<PathBuf>,
+        /// Blocks of write-ahead log on the performance device.
+        #[arg(long, default_value_t = 64)]
+        wal_blocks: u64,
     },
     /// Print the superblocks of a member device.
     Show {
@@ -41,7 +47,11 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Format { perf, capacity } => format(&perf, &capacity),
+        Cmd::Format {
+            perf,
+            capacity,
+            wal_blocks,
+        } => format(&perf, &capacity, wal_blocks),
         Cmd::Show { device } => show(&device),
     };
     match res {
@@ -68,7 +78,7 @@ fn device_blocks(f: &mut File, path: &Path) -> Result<u64, String> {
     Ok(bytes / BLOCK_SIZE as u64)
 }
 
-fn format(perf: &Path, capacity: &[PathBuf]) -> Result<(), String> {
+fn format(perf: &Path, capacity: &[PathBuf], wal_blocks: u64) -> Result<(), String> {
     let mut all: Vec<&Path> = vec![perf];
     all.extend(capacity.iter().map(PathBuf::as_path));
     for (i, a) in all.iter().enumerate() {
@@ -85,34 +95,24 @@ fn format(perf: &Path, capacity: &[PathBuf]) -> Result<(), String> {
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let nr_blocks = device_blocks(&mut f, path)?;
-        let sb = Superblock {
-            generation: 1,
+        let opts = FormatOptions {
             volume_uuid,
             device_uuid: random_uuid()?,
-            role: if index == 0 {
-                Role::Performance
-            } else {
-                Role::Capacity
-            },
-            nr_blocks,
-            device_index: index as u32,
             nr_devices,
+            wal_blocks,
         };
-        if nr_blocks <= COPIES.len() as u64 {
-            return Err(format!(
-                "{}: too small ({nr_blocks} blocks)",
+        let mut dev = FileDevice::with_blocks(f, nr_blocks);
+        let sb = if index == 0 {
+            Volume::format(&mut dev, &opts, DEFAULT_CACHE_PAGES).map(|v| *v.superblock())
+        } else {
+            Volume::format_capacity(&mut dev, &opts, index as u32)
+        }
+        .map_err(|e| {
+            format!(
+                "{}: cannot format ({nr_blocks} blocks): {e}",
                 path.display()
-            ));
-        }
-        for block in COPIES {
-            let mut buf = [0u8; BLOCK_SIZE];
-            sb.encode(block, &mut buf);
-            f.seek(SeekFrom::Start(block * BLOCK_SIZE as u64))
-                .and_then(|_| f.write_all(&buf))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        f.sync_all()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            )
+        })?;
         println!(
             "{}: formatted as {:?} device {index} of {nr_devices}, {nr_blocks} blocks",
             path.display(),
@@ -137,13 +137,23 @@ fn show(path: &Path) -> Result<(), String> {
         let r = Superblock::decode(&buf, block);
         match &r {
             Ok(sb) => println!(
-                "copy {block}: generation {} {:?} device {} of {}, {} blocks, volume {}",
+                "copy {block}: generation {} {:?} device {} of {}, {} blocks, volume {}, \
+                 WAL {}+{} tail {} seq {}, map copies {:?} ({} blocks each), \
+                 {} free, data from block {}",
                 sb.generation,
                 sb.role,
                 sb.device_index,
                 sb.nr_devices,
                 sb.nr_blocks,
-                hex(&sb.volume_uuid)
+                hex(&sb.volume_uuid),
+                sb.wal.start,
+                sb.wal.blocks,
+                sb.wal.tail,
+                sb.wal.tail_seq,
+                sb.map.copies,
+                sb.map.blocks,
+                sb.map.free,
+                sb.data_start
             ),
             Err(e) => println!("copy {block}: {e}"),
         }
