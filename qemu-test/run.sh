@@ -102,7 +102,7 @@ qemu=(timeout --kill-after=10 "$timeout_s"
 # Kernel lines carry a printk time stamp; only those are searched for
 # splats, so a test that prints such words itself does not trip this.
 KLINE='\[ *[0-9]+\.[0-9]+\]'
-SPLAT='BUG:|KASAN:|UBSAN:|WARNING:|Oops|kernel BUG|general protection fault|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|Kernel panic|Unable to handle|refcount_t:|list_(add|del) corruption|detected stalls|blocked for more than'
+SPLAT='BUG:|KASAN:|UBSAN:|WARNING:|Oops|kernel BUG|general protection fault|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|Kernel panic|Unable to handle|refcount_t:|list_(add|del) corruption|detected stall|soft lockup|hard LOCKUP|blocked for more than'
 
 start=$(date +%s)
 set +e
