@@ -39,6 +39,7 @@ pub mod bitmap;
 pub mod btree;
 pub mod btree_cache;
 pub mod btree_check;
+pub mod btree_devstore;
 pub mod btree_extent;
 pub mod btree_map;
 pub mod btree_memstore;
