@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::collections::HashMap;
 use vtier_engine::device::{check_io, BlockDevice, BLOCK_SIZE};
 use vtier_engine::error::Result;
