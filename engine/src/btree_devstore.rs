@@ -72,3 +72,9 @@ impl<D: BlockDevice, M: AllocSource> NodeStore for DevNodeStore<D, M> {
         self.dev.flush()
     }
 }
+
+impl AllocSource for crate::checkpoint::Volume {
+    fn allocator(&mut self) -> Result<&mut Allocator> {
+        self.alloc()
+    }
+}

@@ -57,6 +57,7 @@ pub mod page_cache;
 pub mod paddr;
 pub mod summary;
 pub mod superblock;
+pub mod txn_map;
 pub mod wal;
 pub mod wal_block;
 pub mod txn;
