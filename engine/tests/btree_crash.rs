@@ -11,7 +11,7 @@
 //!
 //! The two root blocks stand in for the superblock's root slots (blocks 0
 //! and 1, alternating per generation); `VTIER_BTREE_CRASH_GENS` (default
-//! 10) sets the number of generations.
+//! 30) sets the number of generations.
 
 use std::collections::BTreeMap;
 use vtier_engine::alloc_geom::Geometry;
@@ -110,7 +110,7 @@ fn every_crash_point_leaves_the_last_checkpoint_intact() {
     let gens: u64 = std::env::var("VTIER_BTREE_CRASH_GENS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(30);
     let copy = Geometry::new(DEV_BLOCKS).unwrap().copy_blocks();
     let layout = AllocLayout {
         nr_blocks: DEV_BLOCKS,

@@ -8,8 +8,8 @@
 //! of the last committed tree are write-protected, so a node of a committed
 //! generation changed in place fails the test.
 //!
-//! `VTIER_TXN_CASES` (default 64) sets the number of random cases,
-//! `VTIER_TXN_STEPS` (default 200) the steps per case, `VTIER_TXN_SEED` a
+//! `VTIER_TXN_CASES` (default 200) sets the number of random cases,
+//! `VTIER_TXN_STEPS` (default 300) the steps per case, `VTIER_TXN_SEED` a
 //! single seed to replay.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -331,8 +331,8 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn random_interleavings_match_the_model() {
-    let cases = env("VTIER_TXN_CASES", 64);
-    let steps = env("VTIER_TXN_STEPS", 200);
+    let cases = env("VTIER_TXN_CASES", 200);
+    let steps = env("VTIER_TXN_STEPS", 300);
     let seeds: Vec<u64> = match std::env::var("VTIER_TXN_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => (1..=cases).collect(),

@@ -7,7 +7,7 @@
 //! the power-cut image is reopened (WAL replay) and must show exactly the
 //! committed state after some prefix of the commits, at least as long as
 //! the prefix acknowledged durable before the cut; aborted and lost
-//! transactions never show. `VTIER_TXN_VOLUME_TXNS` (default 150) sets the
+//! transactions never show. `VTIER_TXN_VOLUME_TXNS` (default 400) sets the
 //! workload length.
 
 use std::collections::BTreeMap;
@@ -77,7 +77,7 @@ fn every_crash_point_recovers_a_committed_prefix() {
     let txns: u64 = std::env::var("VTIER_TXN_VOLUME_TXNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(400);
     let opts = FormatOptions {
         volume_uuid: [1; 16],
         device_uuid: [2; 16],
