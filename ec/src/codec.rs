@@ -159,16 +159,17 @@ impl ReedSolomon {
             return Err(Error::TooFewShardsPresent);
         }
         // Sources: the first k present shards. Targets: the missing ones.
-        let mut sources = [0usize; MAX_DATA_SHARDS];
-        let mut targets = [0usize; MAX_PARITY_SHARDS];
+        // Shard indices are below MAX_TOTAL_SHARDS <= 256.
+        let mut sources = [0u8; MAX_DATA_SHARDS];
+        let mut targets = [0u8; MAX_PARITY_SHARDS];
         let (mut ns, mut nt) = (0, 0);
         for (i, &p) in present.iter().enumerate() {
             if p && ns < self.k {
-                sources[ns] = i;
+                sources[ns] = i as u8;
                 ns += 1;
             } else if !p && i < limit {
                 // At most m are missing, since at least k are present.
-                *targets.get_mut(nt).ok_or(Error::TooFewShardsPresent)? = i;
+                *targets.get_mut(nt).ok_or(Error::TooFewShardsPresent)? = i as u8;
                 nt += 1;
             }
         }
@@ -179,11 +180,11 @@ impl ReedSolomon {
         // target t is (E_t·S⁻¹)·(sources).
         let mut s: Square = [[0; MAX_DATA_SHARDS]; MAX_DATA_SHARDS];
         for (row, &i) in s.iter_mut().zip(&sources[..ns]) {
-            *row = self.encoding_row(i);
+            *row = self.encoding_row(i as usize);
         }
         let mut rows: Rows = [[0; MAX_DATA_SHARDS]; MAX_PARITY_SHARDS];
         for (row, &t) in rows.iter_mut().zip(&targets[..nt]) {
-            *row = self.encoding_row(t);
+            *row = self.encoding_row(t as usize);
         }
         solve_right(&mut s, &mut rows[..nt], self.k)?;
 
@@ -191,6 +192,7 @@ impl ReedSolomon {
         let mut outputs: [&mut [u8]; MAX_PARITY_SHARDS] = Default::default();
         let (mut ni, mut no) = (0, 0);
         for (i, shard) in shards.iter_mut().enumerate() {
+            let i = i as u8;
             if sources[..ns].contains(&i) {
                 let shard: &S = shard;
                 inputs[ni] = shard.as_ref();

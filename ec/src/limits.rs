@@ -3,8 +3,9 @@
 //! Size limits of a codec.
 //!
 //! They bound the fixed-size matrices the codec keeps and the work arrays on
-//! the stack while it decodes (about 1.5 KiB at the limits), so no call
-//! allocates.
+//! the stack, so no call allocates. Measured on x86-64 (release): the
+//! `reconstruct` frame is about 1.6 KiB and the `apply` frame below it about
+//! 0.75 KiB; `encode` needs about 1.2 KiB in all; `new` about 1 KiB.
 
 /// Most data shards (`k`) a codec accepts.
 pub const MAX_DATA_SHARDS: usize = 24;
