@@ -46,6 +46,10 @@ pub mod btree_memstore;
 pub mod btree_node;
 pub mod btree_tm;
 pub mod checkpoint;
+pub mod cipher;
+pub mod cipher_kat;
+#[cfg(feature = "std")]
+pub mod cipher_soft;
 pub mod crc32c;
 pub mod device;
 pub mod error;
@@ -57,6 +61,7 @@ pub mod page_cache;
 pub mod paddr;
 pub mod summary;
 pub mod superblock;
+pub mod xts_vectors;
 pub mod txn_map;
 pub mod wal;
 pub mod wal_block;
