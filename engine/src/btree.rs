@@ -140,18 +140,62 @@ impl<'a, S: NodeStore> ReadTree<'a, S> {
         Ok((node, next))
     }
 
+    /// Descends to the leaf for `key` without copying cached nodes and
+    /// applies `at_leaf` to it; also returns the next leaf's first key.
+    fn visit_leaf<R>(
+        &self,
+        key: u64,
+        at_leaf: impl FnOnce(&NodeData) -> R,
+    ) -> Result<(R, Option<u64>)> {
+        enum Step<R> {
+            Down(PAddr, u8, Option<u64>),
+            Leaf(R),
+        }
+        let mut at_leaf = Some(at_leaf);
+        let (mut addr, mut want, mut next) = (self.root, None, None);
+        for _ in 0..=MAX_HEIGHT {
+            let step = self.tm.visit(addr, self.cfg.tree, |n| {
+                if want.is_some_and(|l| l != n.level) {
+                    return Err(corrupt(n, "btree child level"));
+                }
+                if n.is_leaf() {
+                    let f = at_leaf.take().ok_or(Error::InvalidArgument)?;
+                    return Ok(Step::Leaf(f(n)));
+                }
+                let i = child_index(n)(key);
+                let child = *n.children.get(i).ok_or(corrupt(n, "btree child index"))?;
+                Ok(Step::Down(child, n.level - 1, n.keys.get(i + 1).copied()))
+            })??;
+            match step {
+                Step::Leaf(r) => return Ok((r, next)),
+                Step::Down(child, level, k) => {
+                    (addr, want) = (child, Some(level));
+                    next = k.or(next);
+                }
+            }
+        }
+        Err(Error::Corrupt {
+            block: self.root.error_block(),
+            what: "btree deeper than its levels",
+        })
+    }
+
     /// The entry with the greatest key `<= key`.
     pub fn floor(&self, key: u64) -> Result<Option<(u64, Extent)>> {
-        let (leaf, _) = self.leaf_for(key)?;
-        Ok(leaf.floor(key).map(|i| (leaf.keys[i], leaf.extents[i])))
+        let (r, _) = self.visit_leaf(key, |leaf| {
+            leaf.floor(key).map(|i| (leaf.keys[i], leaf.extents[i]))
+        })?;
+        Ok(r)
     }
 
     /// The entry with the smallest key `>= key`.
     pub fn ceil(&self, key: u64) -> Result<Option<(u64, Extent)>> {
-        let (leaf, next) = self.leaf_for(key)?;
-        let i = leaf.keys.partition_point(|&k| k < key);
-        if i < leaf.len() {
-            return Ok(Some((leaf.keys[i], leaf.extents[i])));
+        let (r, next) = self.visit_leaf(key, |leaf| {
+            let i = leaf.keys.partition_point(|&k| k < key);
+            (i < leaf.len()).then(|| (leaf.keys[i], leaf.extents[i]))
+        })?;
+        if r.is_some() {
+            return Ok(r);
         }
         match next {
             // Separators are exact: `k` is a key, the first of the next leaf.

@@ -97,6 +97,16 @@ impl NodeCache {
         Ok(true)
     }
 
+    /// The cached node at `addr`, if present, without copying it (a miss
+    /// is counted by the [`NodeCache::get`] that follows).
+    pub fn peek(&mut self, addr: PAddr) -> Option<&NodeData> {
+        let i = self.find(addr)?;
+        self.hits += 1;
+        self.tick += 1;
+        self.slots[i].used = self.tick;
+        Some(&self.slots[i].node)
+    }
+
     /// Stores a copy of `node` (which has an address). A dirty victim is
     /// handed to `write_back` before its slot is reused; `dirty` marks the
     /// new entry as not yet written.

@@ -214,6 +214,29 @@ impl<S: NodeStore> NodeTm<S> {
         Ok(ReadNode(node))
     }
 
+    /// Applies `f` to the validated node at `addr` of tree `tree`, without
+    /// copying it when it is cached. `f` must not call back into the
+    /// manager (the cache is borrowed while it runs).
+    pub fn visit<R>(&self, addr: PAddr, tree: u32, f: impl FnOnce(&NodeData) -> R) -> Result<R> {
+        {
+            let mut cache = self
+                .cache
+                .try_borrow_mut()
+                .map_err(|_| Error::InvalidArgument)?;
+            if let Some(n) = cache.peek(addr) {
+                if n.tree != tree {
+                    return Err(Error::Corrupt {
+                        block: addr.error_block(),
+                        what: "btree node tree id",
+                    });
+                }
+                return Ok(f(n));
+            }
+        }
+        let node = self.read(addr, tree)?;
+        Ok(f(&node))
+    }
+
     /// Makes the node at `addr` writable: itself if it was written in the
     /// open generation, else a copy in a new block (near the old one),
     /// freeing the old block. The caller repoints the parent if the
