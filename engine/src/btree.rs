@@ -81,7 +81,7 @@ pub fn create<S: NodeStore>(tm: &mut NodeTm<S>, cfg: &BTreeConfig) -> Result<PAd
     root.addr()
 }
 
-fn corrupt(node: &NodeData, what: &'static str) -> Error {
+pub(crate) fn corrupt(node: &NodeData, what: &'static str) -> Error {
     Error::Corrupt {
         block: node.addr.map_or(u64::MAX, |a| a.error_block()),
         what,
@@ -89,7 +89,7 @@ fn corrupt(node: &NodeData, what: &'static str) -> Error {
 }
 
 /// Checks that `child` may hang below `parent`.
-fn check_child(parent: &NodeData, child: &NodeData) -> Result {
+pub(crate) fn check_child(parent: &NodeData, child: &NodeData) -> Result {
     if child.level + 1 != parent.level {
         return Err(corrupt(child, "btree child level"));
     }
@@ -98,7 +98,7 @@ fn check_child(parent: &NodeData, child: &NodeData) -> Result {
 
 /// Index of the child to descend into for `key`: the last key `<= key`,
 /// or the first child.
-fn child_index(node: &NodeData) -> impl Fn(u64) -> usize + '_ {
+pub(crate) fn child_index(node: &NodeData) -> impl Fn(u64) -> usize + '_ {
     move |key| node.floor(key).unwrap_or(0)
 }
 
@@ -244,16 +244,16 @@ impl<'a, S: NodeStore> ReadTree<'a, S> {
 
 /// A shadowed node on the path of a change, with the index of the child
 /// taken below it.
-struct Frame {
-    node: ShadowNode,
-    idx: usize,
+pub(crate) struct Frame {
+    pub(crate) node: ShadowNode,
+    pub(crate) idx: usize,
 }
 
 /// Shadowing access to a tree: the only way to change one.
 pub struct WriteTree<'a, S: NodeStore> {
-    tm: &'a mut NodeTm<S>,
-    cfg: BTreeConfig,
-    root: &'a mut PAddr,
+    pub(crate) tm: &'a mut NodeTm<S>,
+    pub(crate) cfg: BTreeConfig,
+    pub(crate) root: &'a mut PAddr,
 }
 
 impl<'a, S: NodeStore> WriteTree<'a, S> {
@@ -269,7 +269,7 @@ impl<'a, S: NodeStore> WriteTree<'a, S> {
     }
 
     /// Shadows child `i` of `parent` and repoints `parent` at the copy.
-    fn shadow_child(&mut self, parent: &mut ShadowNode, i: usize) -> Result<ShadowNode> {
+    pub(crate) fn shadow_child(&mut self, parent: &mut ShadowNode, i: usize) -> Result<ShadowNode> {
         let addr = *parent
             .children
             .get(i)

@@ -255,6 +255,18 @@ impl<S: NodeStore> NodeTm<S> {
         Ok(ShadowNode(node))
     }
 
+    /// Moves a node to block `to`, which the caller allocated (T1: a block
+    /// of an erasure-coded stripe): stamps it with the open generation and
+    /// frees its old block. The caller repoints the parent and writes it.
+    pub fn relocate(&mut self, node: ReadNode, to: PAddr) -> Result<ShadowNode> {
+        let ReadNode(mut node) = node;
+        let old = node.addr.ok_or(Error::InvalidArgument)?;
+        self.free_addr(old)?;
+        node.addr = Some(to);
+        node.generation = self.generation;
+        Ok(ShadowNode(node))
+    }
+
     /// A new empty node of `level` in tree `tree`, allocated near `hint`.
     pub fn new_node(&mut self, tree: u32, level: u8, hint: Option<PAddr>) -> Result<ShadowNode> {
         let addr = self.store.get_mut().alloc_block(hint)?;

@@ -43,6 +43,7 @@ pub mod btree_devstore;
 pub mod btree_extent;
 pub mod btree_map;
 pub mod btree_memstore;
+pub mod btree_move;
 pub mod btree_node;
 pub mod btree_tm;
 pub mod checkpoint;

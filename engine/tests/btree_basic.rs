@@ -229,3 +229,43 @@ fn corruption_is_detected_on_read() {
         }
     );
 }
+
+#[test]
+fn leaves_move_and_their_parents_are_repointed() {
+    use vtier_engine::btree_tm::NodeStore;
+    let (mut tm, mut root) = setup(&SMALL);
+    let mut model = BTreeMap::new();
+    for k in 0..120u64 {
+        let e = ext(9000 + k * 2, 1);
+        WriteTree::new(&mut tm, SMALL, &mut root)
+            .insert(k * 4, e)
+            .unwrap();
+        model.insert(k * 4, e);
+    }
+    tm.pre_checkpoint().unwrap();
+    tm.checkpoint_done().unwrap();
+    let before = check_tree(&tm, &SMALL, root).unwrap();
+    tm.store_mut().protect(&before.nodes).unwrap();
+    let in_use = tm.store().unwrap().blocks_in_use();
+    for key in [0u64, 200, 476, 333] {
+        let to = tm.store_mut().alloc_block(None).unwrap();
+        let old = WriteTree::new(&mut tm, SMALL, &mut root)
+            .move_leaf(key, to)
+            .unwrap();
+        assert!(before.nodes.contains(&old));
+        let after = check_tree(&tm, &SMALL, root).unwrap();
+        assert!(after.nodes.contains(&to) && !after.nodes.contains(&old));
+    }
+    let r = ReadTree::new(&tm, SMALL, root);
+    for (&k, &e) in &model {
+        assert_eq!(r.floor(k).unwrap(), Some((k, e)));
+    }
+    tm.pre_checkpoint().unwrap();
+    tm.checkpoint_done().unwrap();
+    let after = check_tree(&tm, &SMALL, root).unwrap();
+    assert_eq!(
+        tm.store().unwrap().blocks_in_use(),
+        after.nodes.len() as u64
+    );
+    assert!(tm.store().unwrap().blocks_in_use() <= in_use + 4);
+}
