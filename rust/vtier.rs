@@ -33,6 +33,9 @@ mod crc32c;
 #[path = "../engine/src/device.rs"]
 mod device;
 #[allow(unreachable_pub, dead_code)]
+#[path = "../engine/src/encryption.rs"]
+mod encryption;
+#[allow(unreachable_pub, dead_code)]
 #[path = "../engine/src/error.rs"]
 mod error;
 #[allow(unreachable_pub, dead_code)]

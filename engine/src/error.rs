@@ -51,6 +51,8 @@ pub enum Error {
     NoSpace,
     /// The device was failed earlier (sticky) and takes no more writes.
     ReadOnly,
+    /// The key does not match the volume's key check value.
+    WrongKey,
 }
 
 /// Result with the engine's [`Error`].
@@ -71,6 +73,7 @@ impl Error {
         const ENOSPC: i32 = 28;
         const EROFS: i32 = 30;
         const EUCLEAN: i32 = 117;
+        const EKEYREJECTED: i32 = 129;
         match self {
             Error::NoMemory => ENOMEM,
             Error::Io => EIO,
@@ -82,6 +85,7 @@ impl Error {
             Error::InvalidArgument => EINVAL,
             Error::NoSpace => ENOSPC,
             Error::ReadOnly => EROFS,
+            Error::WrongKey => EKEYREJECTED,
         }
     }
 }
@@ -101,6 +105,7 @@ impl core::fmt::Display for Error {
             Error::InvalidArgument => write!(f, "invalid argument"),
             Error::NoSpace => write!(f, "no space left"),
             Error::ReadOnly => write!(f, "device failed, read-only"),
+            Error::WrongKey => write!(f, "wrong key (key check value differs)"),
         }
     }
 }

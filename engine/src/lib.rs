@@ -53,6 +53,7 @@ pub mod cipher_kat;
 pub mod cipher_soft;
 pub mod crc32c;
 pub mod device;
+pub mod encryption;
 pub mod error;
 pub mod fault_device;
 #[cfg(feature = "std")]
