@@ -477,3 +477,115 @@ impl NodeData {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree_extent::EXTENT_CSUM;
+
+    fn leaf(addr: PAddr) -> NodeData {
+        let mut n = NodeData {
+            addr: Some(addr),
+            generation: 3,
+            tree: TREE_LBA_MAP,
+            ..NodeData::default()
+        };
+        for i in 0..LEAF_CAPACITY as u64 {
+            let e = Extent {
+                paddr: PAddr::stripe(9, i as u32 * 2).unwrap(),
+                len: 2,
+                csum: i as u32,
+                flags: EXTENT_CSUM,
+            };
+            n.insert_extent(i as usize, i * 2, e).unwrap();
+        }
+        n
+    }
+
+    fn encoded(n: &NodeData) -> alloc::vec::Vec<u8> {
+        let mut buf = alloc::vec![0u8; BLOCK_SIZE];
+        n.encode(&mut buf).unwrap();
+        buf
+    }
+
+    /// Rewrites the checksum after a deliberate change.
+    fn reseal(buf: &mut [u8]) {
+        let sum = crc32c(&buf[4..]);
+        buf[..4].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    #[test]
+    fn full_leaf_and_internal_round_trip() {
+        let a = PAddr::perf(77).unwrap();
+        let n = leaf(a);
+        let mut back = NodeData::default();
+        back.decode(&encoded(&n), a, TREE_LBA_MAP).unwrap();
+        assert_eq!(
+            (back.keys.as_slice(), back.extents.as_slice()),
+            (n.keys.as_slice(), n.extents.as_slice())
+        );
+        let mut i = NodeData {
+            addr: Some(a),
+            level: 2,
+            tree: TREE_LBA_MAP,
+            ..NodeData::default()
+        };
+        for k in 0..INTERNAL_CAPACITY as u64 {
+            i.insert_child(k as usize, k * 10, PAddr::perf(1000 + k).unwrap())
+                .unwrap();
+        }
+        back.decode(&encoded(&i), a, TREE_LBA_MAP).unwrap();
+        assert_eq!(back.children.as_slice(), i.children.as_slice());
+        assert_eq!(back.level, 2);
+    }
+
+    #[test]
+    fn each_damage_has_its_own_error() {
+        let a = PAddr::perf(77).unwrap();
+        let good = encoded(&leaf(a));
+        let mut node = NodeData::default();
+        let mut bad = good.clone();
+        bad[8] ^= 1;
+        assert_eq!(node.decode(&bad, a, 1), Err(Error::BadMagic { block: 77 }));
+        let mut bad = good.clone();
+        bad[100] ^= 1;
+        assert_eq!(
+            node.decode(&bad, a, 1),
+            Err(Error::BadChecksum { block: 77 })
+        );
+        let other = PAddr::perf(78).unwrap();
+        assert_eq!(
+            node.decode(&good, other, 1),
+            Err(Error::WrongLocation {
+                block: 78,
+                recorded: a.to_raw()
+            })
+        );
+        let mut bad = good.clone();
+        bad[4] = 99;
+        reseal(&mut bad);
+        assert_eq!(
+            node.decode(&bad, a, 1),
+            Err(Error::BadVersion { found: 99 })
+        );
+        // Sealed but inconsistent: level, count, order, reserved, tree id.
+        for (at, val) in [
+            (0x24, 1u8),
+            (0x26, 127),
+            (0x40, 200),
+            (0x28, 1),
+            (0x20, 2),
+            (0x40 + 0x1c, 1),
+        ] {
+            let mut bad = good.clone();
+            bad[at] = val;
+            reseal(&mut bad);
+            let r = node.decode(&bad, a, 1);
+            assert!(
+                matches!(r, Err(Error::Corrupt { block: 77, .. })),
+                "byte {at:#x}: {r:?}"
+            );
+        }
+        assert_eq!(node.decode(&good[..100], a, 1), Err(Error::InvalidArgument));
+    }
+}
