@@ -18,32 +18,60 @@ mod kcompat;
 mod path;
 mod xts_selftest;
 
-// Engine modules. They are `pub` for the userspace crate, and parts of
-// their API serve only the userspace tools so far.
+/// Declares engine modules (`engine/src/NAME.rs`) at the crate root, where
+/// engine code expects its siblings. They are `pub` for the userspace crate,
+/// and parts of their API serve only the userspace tools so far.
+macro_rules! engine_modules {
+    ($($name:ident = $path:literal;)*) => {
+        $(
+            #[allow(unreachable_pub, dead_code)]
+            #[path = $path]
+            mod $name;
+        )*
+    };
+}
+
+// Every engine module but the userspace-only ones (feature `std`): the
+// kernel build is what proves they are `no_std` and allocation-fallible.
+engine_modules! {
+    alloc_geom = "../engine/src/alloc_geom.rs";
+    alloc_io = "../engine/src/alloc_io.rs";
+    allocator = "../engine/src/allocator.rs";
+    bitmap = "../engine/src/bitmap.rs";
+    btree = "../engine/src/btree.rs";
+    btree_cache = "../engine/src/btree_cache.rs";
+    btree_check = "../engine/src/btree_check.rs";
+    btree_devstore = "../engine/src/btree_devstore.rs";
+    btree_extent = "../engine/src/btree_extent.rs";
+    btree_map = "../engine/src/btree_map.rs";
+    btree_memstore = "../engine/src/btree_memstore.rs";
+    btree_move = "../engine/src/btree_move.rs";
+    btree_node = "../engine/src/btree_node.rs";
+    btree_tm = "../engine/src/btree_tm.rs";
+    checkpoint = "../engine/src/checkpoint.rs";
+    cipher = "../engine/src/cipher.rs";
+    cipher_kat = "../engine/src/cipher_kat.rs";
+    crc32c = "../engine/src/crc32c.rs";
+    device = "../engine/src/device.rs";
+    encryption = "../engine/src/encryption.rs";
+    error = "../engine/src/error.rs";
+    fault_device = "../engine/src/fault_device.rs";
+    page_cache = "../engine/src/page_cache.rs";
+    paddr = "../engine/src/paddr.rs";
+    summary = "../engine/src/summary.rs";
+    superblock = "../engine/src/superblock.rs";
+    txn = "../engine/src/txn.rs";
+    txn_cache = "../engine/src/txn_cache.rs";
+    txn_map = "../engine/src/txn_map.rs";
+    txn_redo = "../engine/src/txn_redo.rs";
+    wal = "../engine/src/wal.rs";
+    wal_block = "../engine/src/wal_block.rs";
+    xts_vectors = "../engine/src/xts_vectors.rs";
+}
+
+#[forbid(unsafe_code)]
 #[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/cipher.rs"]
-mod cipher;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/cipher_kat.rs"]
-mod cipher_kat;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/crc32c.rs"]
-mod crc32c;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/device.rs"]
-mod device;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/encryption.rs"]
-mod encryption;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/error.rs"]
-mod error;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/superblock.rs"]
-mod superblock;
-#[allow(unreachable_pub, dead_code)]
-#[path = "../engine/src/xts_vectors.rs"]
-mod xts_vectors;
+mod ec;
 
 use kernel::prelude::*;
 
