@@ -379,6 +379,53 @@ impl Allocator {
         Ok((a, root))
     }
 
+    /// Rebuilds the summary pages of map copy `copy` from its bitmap pages
+    /// (which must be whole: bits past the device end set) as checkpoint
+    /// `generation`, and mounts that copy. For offline repair and for
+    /// building large test maps; the next checkpoint rewrites the other
+    /// copy whole.
+    pub fn rebuild(
+        dev: &mut dyn BlockDevice,
+        layout: AllocLayout,
+        copy: u32,
+        generation: u64,
+        cache_pages: usize,
+    ) -> Result<(Self, AllocRoot)> {
+        let mut a = Self::empty(layout, cache_pages)?;
+        let copy = (copy & 1) as usize;
+        let mut buf = page_buf()?;
+        let mut tail = page_buf()?;
+        let mut crcs = KVec::with_capacity(a.geom.count(0) as usize, GFP_KERNEL)?;
+        for p in 0..a.geom.count(0) {
+            let block = a.block_of(copy, 0, p);
+            dev.read(block, &mut buf)?;
+            tail.copy_from_slice(&buf);
+            mark_tail(layout.nr_blocks, p, &mut tail);
+            if tail[..] != buf[..] {
+                return Err(Error::Corrupt {
+                    block,
+                    what: "bitmap bits past the device end",
+                });
+            }
+            a.leaf[p as usize] = pack(bitmap::summarize(&buf));
+            crcs.push((p, crc32c(&buf)), GFP_KERNEL)?;
+        }
+        for k in 1..a.geom.levels() {
+            for j in 0..a.geom.count(k) {
+                a.propagate_one(k, j);
+            }
+        }
+        let crc = a.write_summaries(dev, copy, generation, crcs)?;
+        a.live = copy;
+        a.generation = generation;
+        let root = AllocRoot {
+            copy: copy as u32,
+            crc,
+            free: a.free_blocks(),
+        };
+        Ok((a, root))
+    }
+
     /// Sets in bitmap page `p` the bits of extent (`start`, `len`).
     fn fill_used(&self, buf: &mut [u8], p: u32, start: u64, len: u64) -> Result {
         let end = start.checked_add(len).ok_or(Error::InvalidArgument)?;

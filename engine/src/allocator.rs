@@ -187,20 +187,25 @@ impl Allocator {
         }
     }
 
+    /// Recomputes the totals of summary page (`k`, `j`) from its children.
+    pub(crate) fn propagate_one(&mut self, k: usize, j: u32) {
+        let mut s = PageSummary::default();
+        for c in self.geom.children(k, j) {
+            let cs = self.summary(k - 1, c);
+            s.free += cs.free;
+            s.longest = s.longest.max(cs.longest);
+        }
+        if let Some(slot) = self.upper[k].get_mut(j as usize) {
+            *slot = s;
+        }
+    }
+
     /// Recomputes the summaries above bitmap page `page`.
     pub(crate) fn propagate(&mut self, page: u32) {
         let mut i = page;
         for k in 1..self.geom.levels() {
             let j = i / FANOUT;
-            let mut s = PageSummary::default();
-            for c in self.geom.children(k, j) {
-                let cs = self.summary(k - 1, c);
-                s.free += cs.free;
-                s.longest = s.longest.max(cs.longest);
-            }
-            if let Some(slot) = self.upper[k].get_mut(j as usize) {
-                *slot = s;
-            }
+            self.propagate_one(k, j);
             i = j;
         }
     }
@@ -240,20 +245,44 @@ impl Allocator {
     }
 
     /// Applies `f` to bitmap page `page` (loaded if needed), marks it dirty
-    /// and refreshes the summaries.
+    /// and refreshes the summaries. `f` gets the page's summary and returns
+    /// the new one, or `None` to have the page rescanned.
     fn modify<T>(
         &mut self,
         dev: &mut dyn crate::device::BlockDevice,
         page: u32,
-        f: impl FnOnce(&mut [u8]) -> Result<T>,
+        f: impl FnOnce(&mut [u8], PageSummary) -> Result<(T, Option<PageSummary>)>,
     ) -> Result<T> {
         let slot = self.load_bitmap(dev, page)?;
+        let old = unpack(self.leaf[page as usize]);
         let buf = self.cache.page_mut(slot);
-        let out = f(buf)?;
-        let s = bitmap::summarize(buf);
+        let (out, new) = f(buf, old)?;
+        let s = new.unwrap_or_else(|| bitmap::summarize(buf));
         self.leaf[page as usize] = pack(s);
         self.propagate(page);
         Ok(out)
+    }
+
+    /// Marks the free bits `bit .. bit + n` of `buf` allocated; the new
+    /// summary if it follows from `old` without a rescan.
+    fn take_bits(buf: &mut [u8], bit: u32, n: u32, old: PageSummary) -> Option<PageSummary> {
+        let run = bitmap::run_around(buf, bit, n);
+        bitmap::fill(buf, bit, n, true);
+        // Only cutting a longest run can shorten the longest run.
+        (run < old.longest).then_some(PageSummary {
+            free: old.free - n,
+            longest: old.longest,
+        })
+    }
+
+    /// Marks the allocated bits `bit .. bit + n` of `buf` free; the new summary.
+    fn give_bits(buf: &mut [u8], bit: u32, n: u32, old: PageSummary) -> PageSummary {
+        bitmap::fill(buf, bit, n, false);
+        let run = bitmap::run_around(buf, bit, n);
+        PageSummary {
+            free: old.free + n,
+            longest: old.longest.max(run),
+        }
     }
 
     /// Allocates one block, as near after `hint` as possible.
@@ -281,15 +310,14 @@ impl Allocator {
         } else {
             0
         };
-        let off = self.modify(dev, page, |buf| {
+        let off = self.modify(dev, page, |buf, old| {
             let off = bitmap::find_run(buf, from, len)
                 .or_else(|| bitmap::find_run(buf, 0, len))
                 .ok_or(Error::Corrupt {
                     block: u64::MAX,
                     what: "bitmap summary promises a run the page lacks",
                 })?;
-            bitmap::fill(buf, off, len, true);
-            Ok(off)
+            Ok((off, Self::take_bits(buf, off, len, old)))
         })?;
         Ok(page as u64 * BITS_PER_PAGE as u64 + off as u64)
     }
@@ -352,9 +380,8 @@ impl Allocator {
             return Err(Error::InvalidArgument);
         }
         for (page, bit, n) in self.spans(start, len)? {
-            self.modify(dev, page, |buf| {
-                bitmap::fill(buf, bit, n, true);
-                Ok(())
+            self.modify(dev, page, |buf, old| {
+                Ok(((), Self::take_bits(buf, bit, n, old)))
             })?;
         }
         Ok(())
@@ -392,9 +419,8 @@ impl Allocator {
         }
         while let Some((start, len)) = self.deferred.pop() {
             for (page, bit, n) in self.spans(start, len as u64)? {
-                self.modify(dev, page, |buf| {
-                    bitmap::fill(buf, bit, n, false);
-                    Ok(())
+                self.modify(dev, page, |buf, old| {
+                    Ok(((), Some(Self::give_bits(buf, bit, n, old))))
                 })?;
             }
         }

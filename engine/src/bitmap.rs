@@ -109,6 +109,32 @@ pub fn find_run(page: &[u8], from: u32, len: u32) -> Option<u32> {
     None
 }
 
+/// Length of the maximal free run containing `start .. start + len`
+/// (which must be free): extends both ways while bits are clear.
+pub fn run_around(page: &[u8], start: u32, len: u32) -> u32 {
+    let mut lo = start;
+    while lo > 0 {
+        if lo % 64 == 0 && lo >= 64 && word(page, (lo / 64 - 1) as usize) == 0 {
+            lo -= 64;
+        } else if !is_set(page, lo - 1) {
+            lo -= 1;
+        } else {
+            break;
+        }
+    }
+    let mut hi = start.saturating_add(len).min(BITS_PER_PAGE);
+    while hi < BITS_PER_PAGE {
+        if hi % 64 == 0 && word(page, (hi / 64) as usize) == 0 {
+            hi += 64;
+        } else if !is_set(page, hi) {
+            hi += 1;
+        } else {
+            break;
+        }
+    }
+    hi - lo
+}
+
 /// Sets (`value` true) or clears bits `start .. start + len`.
 pub fn fill(page: &mut [u8], start: u32, len: u32, value: bool) {
     let end = start.saturating_add(len).min(BITS_PER_PAGE);
@@ -207,6 +233,27 @@ mod tests {
                     naive_find(&page, from, len),
                     "{seed} {from} {len}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn run_around_matches_naive() {
+        for seed in 0..20 {
+            let page = pattern(seed);
+            let mut i = 0;
+            while i < BITS_PER_PAGE {
+                if !is_set(&page, i) {
+                    let (mut lo, mut hi) = (i, i + 1);
+                    while lo > 0 && !is_set(&page, lo - 1) {
+                        lo -= 1;
+                    }
+                    while hi < BITS_PER_PAGE && !is_set(&page, hi) {
+                        hi += 1;
+                    }
+                    assert_eq!(run_around(&page, i, 1), hi - lo, "{seed} {i}");
+                }
+                i += 37;
             }
         }
     }

@@ -136,10 +136,16 @@ impl PageCache {
         self.slots.iter().filter(|s| s.dirty).count()
     }
 
-    /// Marks every page clean (after its owner wrote them all).
+    /// Marks every page clean (after its owner wrote them all) and drops
+    /// the least recently used ones beyond the capacity.
     pub fn mark_clean(&mut self) {
         for s in self.slots.iter_mut() {
             s.dirty = false;
+        }
+        if self.slots.len() > self.capacity {
+            self.slots.sort_unstable_by(|a, b| b.used.cmp(&a.used));
+            self.slots.truncate(self.capacity);
+            self.last = 0;
         }
     }
 
