@@ -15,9 +15,9 @@
 //! subtree, keys strictly increase within a node, every node but the root
 //! holds between a third of its maximum and its maximum, an internal root
 //! has at least two children. Changes run bottom-up over the path of
-//! shadowed nodes kept in memory (at most [`MAX_HEIGHT`] of them): splits
-//! on overflow, merges or redistribution with a sibling on underflow.
-//! Nothing recurses.
+//! shadowed nodes kept in memory (at most [`MAX_HEIGHT`] of them): on
+//! overflow, sharing with a sibling that has room, else a split; on
+//! underflow, merging or redistribution with a sibling. Nothing recurses.
 
 use crate::btree_extent::Extent;
 use crate::btree_node::{NodeData, INTERNAL_CAPACITY, LEAF_CAPACITY, MAX_HEIGHT, TREE_LBA_MAP};
@@ -323,6 +323,11 @@ impl<'a, S: NodeStore> WriteTree<'a, S> {
                 }
                 return Ok(());
             }
+            if let Some(f) = path.last_mut() {
+                if self.share(&mut f.node, f.idx, &mut cur)? {
+                    continue;
+                }
+            }
             let right = self.split(&mut cur)?;
             self.tm.write(&cur)?;
             self.tm.write(&right)?;
@@ -337,6 +342,44 @@ impl<'a, S: NodeStore> WriteTree<'a, S> {
             parent.data_mut().insert_child(idx + 1, k, right.addr()?)?;
             cur = parent;
         }
+    }
+
+    /// Overfull child `idx` of `parent` gives entries to a sibling with
+    /// room (at least an eighth of a node between them) instead of
+    /// splitting, which keeps nodes fuller under random inserts. Returns
+    /// whether it did; `cur` then fits.
+    fn share(&mut self, parent: &mut ShadowNode, idx: usize, cur: &mut ShadowNode) -> Result<bool> {
+        let (c, max) = (cur.len(), self.cfg.max(cur.level));
+        let fits = |n: usize| n + c + (max / 8).max(1) <= 2 * max;
+        let tree = self.cfg.tree;
+        if idx > 0 {
+            let l = self.tm.visit(parent.children[idx - 1], tree, |n| n.len())?;
+            if fits(l) {
+                let mut left = self.shadow_child(parent, idx - 1)?;
+                let k = (l + c) / 2 - l;
+                left.data_mut().append_from(cur, 0, k)?;
+                cur.data_mut().remove_front(k)?;
+                parent.data_mut().keys[idx] =
+                    *cur.keys.first().ok_or(corrupt(cur, "btree share"))?;
+                self.tm.write(&left)?;
+                return Ok(true);
+            }
+        }
+        if idx + 1 < parent.len() {
+            let r = self.tm.visit(parent.children[idx + 1], tree, |n| n.len())?;
+            if fits(r) {
+                let mut right = self.shadow_child(parent, idx + 1)?;
+                let k = c - (r + c).div_ceil(2);
+                right.data_mut().append_from(cur, c - k, c)?;
+                right.data_mut().rotate_right(k)?;
+                cur.data_mut().truncate(c - k);
+                parent.data_mut().keys[idx + 1] =
+                    *right.keys.first().ok_or(corrupt(&right, "btree share"))?;
+                self.tm.write(&right)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Moves the upper half of `node` into a new right sibling.
