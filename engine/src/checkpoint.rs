@@ -34,6 +34,7 @@
 use crate::alloc_geom::Geometry;
 use crate::allocator::{AllocLayout, AllocRoot, Allocator};
 use crate::device::{BlockDevice, BLOCK_SIZE};
+use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::kcompat::{KVec, GFP_KERNEL};
 use crate::superblock::{MapRoot, Role, Superblock, WalPosition, COPIES, NR_ROOTS};
@@ -151,6 +152,10 @@ impl Volume {
             },
             data_start,
             roots: [0; NR_ROOTS],
+            // Encrypted volumes need the key and a random tweak from the
+            // formatter (crate::encryption); FormatOptions has no field for
+            // them yet.
+            encryption: Encryption::None,
         };
         write_both(dev, &sb)?;
         Ok(Self {
@@ -196,6 +201,10 @@ impl Volume {
             },
             data_start,
             roots: [0; NR_ROOTS],
+            // Encrypted volumes need the key and a random tweak from the
+            // formatter (crate::encryption); FormatOptions has no field for
+            // them yet.
+            encryption: Encryption::None,
         };
         write_both(dev, &sb)?;
         Ok(sb)

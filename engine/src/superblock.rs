@@ -15,6 +15,7 @@
 //! only compares generations.
 
 use crate::crc32c::crc32c;
+use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -23,7 +24,7 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Size of every vtier block, metadata and data alike.
 pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// `"VTIERSB\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
 /// Block numbers of the two superblock copies.
@@ -140,8 +141,17 @@ struct RawSuperblock {
     data_start: U64,
     /// 0x0a8: root slots of the layers above ([`NR_ROOTS`] × 8 bytes).
     roots: [U64; NR_ROOTS],
-    /// 0x128..0x1000: zero.
-    reserved: [u8; BLOCK_SIZE - 0x128],
+    /// 0x128: cipher of the volume set: 0 none, 1 AES-256-XTS
+    /// ([`crate::encryption`]).
+    cipher: U32,
+    /// 0x12c: zero.
+    pad2: U32,
+    /// 0x130: the XTS tweak of every data block (zero when unencrypted).
+    tweak: [u8; 16],
+    /// 0x140: key check value (zero when unencrypted).
+    kcv: [u8; 16],
+    /// 0x150..0x1000: zero.
+    reserved: [u8; BLOCK_SIZE - 0x150],
 }
 
 const _: () = assert!(core::mem::size_of::<RawSuperblock>() == BLOCK_SIZE);
@@ -171,11 +181,14 @@ pub struct Superblock {
     pub data_start: u64,
     /// Root slots of the layers above.
     pub roots: [u64; NR_ROOTS],
+    /// How the volume set is encrypted; the same on every member.
+    pub encryption: Encryption,
 }
 
 impl Superblock {
     /// Encodes this superblock as copy `block` (0 or 1) into `out`.
     pub fn encode(&self, block: u64, out: &mut [u8; BLOCK_SIZE]) {
+        let (cipher, tweak, kcv) = self.encryption.to_raw();
         let raw = RawSuperblock {
             checksum: U32::new(0),
             version: U32::new(FORMAT_VERSION),
@@ -201,7 +214,11 @@ impl Superblock {
             free_blocks: U64::new(self.map.free),
             data_start: U64::new(self.data_start),
             roots: self.roots.map(U64::new),
-            reserved: [0; BLOCK_SIZE - 0x128],
+            cipher: U32::new(cipher),
+            pad2: U32::new(0),
+            tweak,
+            kcv,
+            reserved: [0; BLOCK_SIZE - 0x150],
         };
         out.copy_from_slice(raw.as_bytes());
         let sum = crc32c(&out[4..]);
@@ -243,9 +260,10 @@ impl Superblock {
         if raw.nr_blocks.get() <= COPIES.len() as u64 {
             return Err(corrupt("superblock device size"));
         }
-        if raw.reserved.iter().any(|&b| b != 0) || raw.pad.get() != 0 {
+        if raw.reserved.iter().any(|&b| b != 0) || raw.pad.get() != 0 || raw.pad2.get() != 0 {
             return Err(corrupt("superblock reserved bytes"));
         }
+        let encryption = Encryption::from_raw(raw.cipher.get(), raw.tweak, raw.kcv, block)?;
         let sb = Self {
             generation: raw.generation.get(),
             volume_uuid: raw.volume_uuid,
@@ -268,6 +286,7 @@ impl Superblock {
             },
             data_start: raw.data_start.get(),
             roots: raw.roots.map(|r| r.get()),
+            encryption,
         };
         sb.check_layout().map_err(corrupt)?;
         Ok(sb)
@@ -355,6 +374,30 @@ mod tests {
             },
             data_start: 132,
             roots: [0x42; NR_ROOTS],
+            encryption: Encryption::AesXts {
+                tweak: [0x5a; 16],
+                kcv: [0xa5; 16],
+            },
+        }
+    }
+
+    #[test]
+    fn encryption_fields() {
+        let mut sb = sample();
+        sb.encryption = Encryption::None;
+        assert_eq!(Superblock::decode(&encoded(&sb, 0), 0), Ok(sb));
+        for (offset, value) in [(0x128, 2u8), (0x12c, 1), (0x130, 1)] {
+            let mut buf = encoded(&sb, 0);
+            buf[offset] = value;
+            let sum = crc32c(&buf[4..]);
+            buf[..4].copy_from_slice(&sum.to_le_bytes());
+            assert!(
+                matches!(
+                    Superblock::decode(&buf, 0),
+                    Err(Error::Corrupt { block: 0, .. })
+                ),
+                "byte {offset:#x} = {value} accepted"
+            );
         }
     }
 

@@ -9,6 +9,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use vtier_engine::bitmap;
 use vtier_engine::device::BLOCK_SIZE;
+use vtier_engine::encryption::Encryption;
 use vtier_engine::summary::{self, Entry, PageId};
 use vtier_engine::superblock::{MapRoot, Role, Superblock, WalPosition, NR_ROOTS};
 use vtier_engine::wal_block::{self, BlockInfo, HEADER_SIZE};
@@ -36,6 +37,10 @@ fn sb() -> Superblock {
         },
         data_start: 24,
         roots: [5; NR_ROOTS],
+        encryption: Encryption::AesXts {
+            tweak: [3; 16],
+            kcv: [4; 16],
+        },
     }
 }
 
