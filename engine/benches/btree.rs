@@ -10,6 +10,8 @@
 //! - Lookups per second: random single-LBA lookups in each of those trees.
 //! - Metadata bytes per mapped 4 KiB block: node blocks in use × 4096 / N,
 //!   against dm-thin's published ~48 bytes per mapping.
+//! - Peer in the same run: `std::collections::BTreeMap` (in memory, no
+//!   copy-on-write, checksums or persistence), random order, as a ratio.
 //! - Commit latency: one transaction mapping one extent, committed with and
 //!   without a flush of the redo log (a file, `fdatasync` on flush).
 //!
@@ -160,6 +162,31 @@ fn lookups(f: &Filled, n: u64) -> f64 {
     LOOKUPS as f64 / spent(t)
 }
 
+/// The peer measured in the same run: `std::collections::BTreeMap` from
+/// LBA to extent, in memory (no copy-on-write, checksums, extents or
+/// persistence), same random order: (inserts/s, lookups/s).
+fn std_btreemap(order: &[u64]) -> (f64, f64) {
+    let mut m = std::collections::BTreeMap::new();
+    let t = now();
+    for (i, &lba) in order.iter().enumerate() {
+        let e = Extent {
+            paddr: PAddr::perf((1 << 40) + i as u64).unwrap(),
+            len: 1,
+            csum: 0,
+            flags: 0,
+        };
+        m.insert(lba, e);
+    }
+    let ins = order.len() as f64 / spent(t);
+    let mut rng = Rng(99);
+    let t = now();
+    for _ in 0..LOOKUPS {
+        let lba = rng.next() % order.len() as u64;
+        assert!(std::hint::black_box(m.range(..=lba).next_back()).is_some());
+    }
+    (ins, LOOKUPS as f64 / spent(t))
+}
+
 /// The redo log as a file; flush is `fdatasync`.
 struct FileLog(File);
 
@@ -214,6 +241,7 @@ fn main() {
     drop(seq_order);
     let rnd = fill(&rnd_order);
     let rnd_lookups = lookups(&rnd, n);
+    let (peer_ins, peer_look) = std_btreemap(&rnd_order);
     let (nf50, nf99) = commit_latency(false);
     let (f50, f99) = commit_latency(true);
 
@@ -234,6 +262,11 @@ fn main() {
             f.bytes_per_block / DM_THIN_BYTES_PER_MAPPING
         );
     }
+    println!(
+        "peer std BTreeMap (in memory, no COW/checksums/persistence), random: {peer_ins:.0} inserts/s, {peer_look:.0} lookups/s; ours/peer {:.3} / {:.3}",
+        rnd.inserts_per_s / peer_ins,
+        rnd_lookups / peer_look
+    );
     println!("commit latency (one 8-block extent), median / p99: no flush {nf50:.1} / {nf99:.1} us, with fdatasync {f50:.1} / {f99:.1} us");
 
     let mut json = String::new();
@@ -256,6 +289,12 @@ fn main() {
             f.bytes_per_block / DM_THIN_BYTES_PER_MAPPING
         );
     }
+    let _ = writeln!(
+        json,
+        "  \"peer_std_btreemap_random\": {{\"inserts_per_s\": {peer_ins:.0}, \"lookups_per_s\": {peer_look:.0}, \"ratio_inserts\": {:.4}, \"ratio_lookups\": {:.4}}},",
+        rnd.inserts_per_s / peer_ins,
+        rnd_lookups / peer_look
+    );
     let _ = write!(
         json,
         "  \"commit_latency_us\": {{\"no_flush_p50\": {nf50:.2}, \"no_flush_p99\": {nf99:.2}, \"flush_p50\": {f50:.2}, \"flush_p99\": {f99:.2}}}\n}}\n"
