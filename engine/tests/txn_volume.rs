@@ -162,3 +162,36 @@ fn every_crash_point_recovers_a_committed_prefix() {
     }
     eprintln!("lba map crash points tried: {tried}, failures: 0");
 }
+
+#[test]
+fn a_transaction_too_big_for_one_wal_record_fails_and_changes_nothing() {
+    use vtier_engine::error::Error;
+    use vtier_engine::txn_map::MAX_TXN_TUPLES;
+    let opts = FormatOptions {
+        volume_uuid: [3; 16],
+        device_uuid: [4; 16],
+        nr_devices: 1,
+        wal_blocks: 16,
+    };
+    let mut map = LbaMap::format(MemDevice::new(1024).unwrap(), &opts).unwrap();
+    let ext = |pb: u64| Extent {
+        paddr: PAddr::perf(pb).unwrap(),
+        len: 1,
+        csum: 0,
+        flags: 0,
+    };
+    let t = map.begin().unwrap();
+    for i in 0..MAX_TXN_TUPLES as u64 + 1 {
+        map.map(&t, i, ext(10_000 + i * 7)).unwrap();
+    }
+    assert_eq!(map.commit(t, true), Err(Error::NoSpace));
+    assert!(view(&mut map).is_empty());
+    let t = map.begin().unwrap();
+    for i in 0..MAX_TXN_TUPLES as u64 {
+        map.map(&t, i, ext(10_000 + i * 7)).unwrap();
+    }
+    assert!(matches!(map.commit(t, true), Ok(Outcome::Committed { .. })));
+    let dev = map.into_device();
+    let mut map = LbaMap::open(dev).unwrap();
+    assert_eq!(view(&mut map).len(), MAX_TXN_TUPLES);
+}
