@@ -67,7 +67,7 @@ pub struct TmStats {
     pub reads: u64,
     /// Node reads served by the cache.
     pub cache_hits: u64,
-    /// Node blocks written.
+    /// Node changes recorded (each reaches its block at eviction or checkpoint).
     pub writes: u64,
     /// Nodes copied to a new block (shadowed).
     pub shadows: u64,
