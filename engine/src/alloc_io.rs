@@ -9,8 +9,8 @@
 //! Checkpoint generation *G* writes copy *G* mod 2 while copy (*G* − 1)
 //! mod 2, the live one, stays untouched. A copy is brought up to date by
 //! rewriting the bitmap pages changed since it was last written: the pages
-//! dirty now plus the pages the previous checkpoint wrote to the other copy
-//! (`carried`), then, level by level, every summary page above a rewritten
+//! dirty now plus the pages dirty in the previous generation (`carried`),
+//! then, level by level, every summary page above a rewritten
 //! page. A summary page's entries for children not rewritten are taken from
 //! the live copy: unchanged pages have the same content CRC in both copies.
 //! After a mount the previous checkpoint's page set is unknown, so the first
@@ -286,7 +286,7 @@ impl Allocator {
     }
 
     /// The bitmap pages copy `copy` lacks: dirty, carried, or all.
-    fn pages_to_write(&self) -> Result<KVec<u32>> {
+    fn pages_to_write(&self, dirty: &[u32]) -> Result<KVec<u32>> {
         let mut set = KVec::new();
         if self.carry_all {
             for p in 0..self.geom.count(0) {
@@ -294,7 +294,7 @@ impl Allocator {
             }
             return Ok(set);
         }
-        self.cache.dirty(0, &mut set)?;
+        set.extend_from_slice(dirty, GFP_KERNEL)?;
         set.extend_from_slice(&self.carried, GFP_KERNEL)?;
         set.sort_unstable();
         let mut out: KVec<u32> = KVec::with_capacity(set.len(), GFP_KERNEL)?;
@@ -316,7 +316,11 @@ impl Allocator {
         if copy == self.live && !self.carry_all {
             return Err(Error::InvalidArgument);
         }
-        let set = self.pages_to_write()?;
+        // The live copy lacks exactly the pages changed in this generation:
+        // they are what the next checkpoint carries over to it.
+        let mut dirty = KVec::new();
+        self.cache.dirty(0, &mut dirty)?;
+        let set = self.pages_to_write(&dirty)?;
         let mut new: KVec<(u32, u32)> = KVec::with_capacity(set.len(), GFP_KERNEL)?;
         let mut buf = page_buf()?;
         for &p in set.iter() {
@@ -328,7 +332,7 @@ impl Allocator {
         }
         let crc = self.write_summaries(dev, copy, generation, new)?;
         self.cache.mark_clean();
-        self.carried = set;
+        self.carried = dirty;
         self.carry_all = false;
         self.live = copy;
         self.generation = generation;

@@ -161,6 +161,17 @@ impl Allocator {
         self.cache.over_capacity()
     }
 
+    /// Bytes of the resident summaries and CRCs alone (what grows with the
+    /// device size; the cache and the per-generation lists do not).
+    pub fn summary_bytes(&self) -> usize {
+        let mut n = self.leaf.capacity() * 4;
+        for k in 0..MAX_LEVELS {
+            n += self.upper[k].capacity() * core::mem::size_of::<PageSummary>();
+            n += self.crcs[k].capacity() * 4;
+        }
+        n
+    }
+
     /// Bytes of resident state: summaries, CRCs, cache and bookkeeping.
     pub fn resident_bytes(&self) -> usize {
         let mut n = self.leaf.capacity() * 4 + self.cache.resident_bytes();
@@ -417,7 +428,8 @@ impl Allocator {
                 what: "block freed twice in one generation",
             });
         }
-        while let Some((start, len)) = self.deferred.pop() {
+        let deferred = core::mem::replace(&mut self.deferred, KVec::new());
+        for &(start, len) in deferred.iter() {
             for (page, bit, n) in self.spans(start, len as u64)? {
                 self.modify(dev, page, |buf, old| {
                     Ok(((), Some(Self::give_bits(buf, bit, n, old))))
