@@ -313,7 +313,8 @@ impl Allocator {
     pub fn write_copy(&mut self, dev: &mut dyn BlockDevice, generation: u64) -> Result<AllocRoot> {
         self.apply_deferred(dev)?;
         let copy = (generation & 1) as usize;
-        if copy == self.live && !self.carry_all {
+        // Never the live copy: it is what recovery falls back to.
+        if copy == self.live {
             return Err(Error::InvalidArgument);
         }
         // The live copy lacks exactly the pages changed in this generation:
@@ -383,9 +384,9 @@ impl Allocator {
         Ok((a, root))
     }
 
-    /// Rebuilds the summary pages of map copy `copy` from its bitmap pages
-    /// (which must be whole: bits past the device end set) as checkpoint
-    /// `generation`, and mounts that copy. For offline repair and for
+    /// Rebuilds the summary pages of map copy `copy` (= `generation` mod 2)
+    /// from its bitmap pages (which must be whole: bits past the device end
+    /// set) as checkpoint `generation`, and mounts that copy. For offline repair and for
     /// building large test maps; the next checkpoint rewrites the other
     /// copy whole.
     pub fn rebuild(
@@ -395,8 +396,11 @@ impl Allocator {
         generation: u64,
         cache_pages: usize,
     ) -> Result<(Self, AllocRoot)> {
+        if copy as u64 != generation & 1 {
+            return Err(Error::InvalidArgument);
+        }
         let mut a = Self::empty(layout, cache_pages)?;
-        let copy = (copy & 1) as usize;
+        let copy = copy as usize;
         let mut buf = page_buf()?;
         let mut tail = page_buf()?;
         let mut crcs = KVec::with_capacity(a.geom.count(0) as usize, GFP_KERNEL)?;
