@@ -10,6 +10,7 @@
 //! | `capacity_devices` | rw | white-space separated paths of the capacity devices |
 //! | `power` | rw | `1` brings the device up as `/dev/vtierN`, `0` takes it down |
 //! | `disk` | ro | `vtierN` while powered, empty otherwise |
+//! | `key` | rw | key of an encrypted volume, 128 hex digits (AES-256-XTS); reads only `set` or `unset`; an empty write clears it |
 //!
 //! Device attributes cannot change while powered (`EBUSY`). Paths are checked
 //! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
@@ -35,6 +36,8 @@ use kernel::str::{kstrtobool_bytes, BStr, CString, Formatter};
 use kernel::sync::Mutex;
 
 use crate::bdev;
+use crate::crypto::KeyBuf;
+use crate::encryption::parse_key_hex;
 use crate::volume::{Config, Member, Volume, MAX_CAPACITY_DEVICES};
 use crate::path::{tokens, DevPath};
 
@@ -62,7 +65,7 @@ impl AttributeOperations<0> for Root {
     fn show(_this: &Root, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = Formatter::new(page);
         w.write_fmt(fmt!(
-            "perf_device,capacity_devices,power,disk format={}\n",
+            "perf_device,capacity_devices,power,disk,key format={}\n",
             crate::superblock::FORMAT_VERSION
         ))?;
         Ok(w.bytes_written())
@@ -82,6 +85,7 @@ impl configfs::GroupOperations for Root {
                 perf_device: 1,
                 capacity_devices: 2,
                 disk: 3,
+                key: 4,
             ],
         };
         let dir_name: CString = name.try_into()?;
@@ -274,3 +278,37 @@ impl AttributeOperations<3> for DeviceConfig {
     }
 }
 
+#[vtable]
+impl AttributeOperations<4> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    /// Never shows the key, only whether one is set.
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let set = this.inner.lock().config.key.is_some();
+        let mut w = Formatter::new(page);
+        w.write_str(if set { "set\n" } else { "unset\n" })?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        // Parsed before taking the lock, straight into memory that is wiped
+        // when dropped (as is the key this one replaces).
+        let key = if page.strip_suffix(b"\n").unwrap_or(page).is_empty() {
+            None
+        } else {
+            let mut key = KeyBuf::new()?;
+            parse_key_hex(page, key.key_mut()).map_err(|_| {
+                pr_err!("{}: key: expected 128 hex digits\n", this.name());
+                EINVAL
+            })?;
+            Some(key)
+        };
+        let mut inner = this.inner.lock();
+        if inner.device.is_some() {
+            pr_err!("{}: key: cannot change while powered\n", this.name());
+            return Err(EBUSY);
+        }
+        inner.config.key = key;
+        Ok(())
+    }
+}

@@ -11,6 +11,9 @@ use kernel::str::BStr;
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
+use crate::crypto::{KeyBuf, Xts};
+use crate::encryption::Encryption;
+use crate::error::Error as EngineError;
 use crate::device::BlockDevice;
 use crate::blk::{Disk, Target};
 use crate::path::DevPath;
@@ -35,6 +38,8 @@ pub(crate) struct Member {
 pub(crate) struct Config {
     pub(crate) perf: Option<Member>,
     pub(crate) capacity: KVec<Member>,
+    /// The key of an encrypted volume (configfs `key`), wiped on drop.
+    pub(crate) key: Option<KeyBuf>,
 }
 
 /// Indexes N of `/dev/vtierN` in use, one bit each.
@@ -74,6 +79,9 @@ pub(crate) struct Volume {
     // may still reference, then its index.
     disk: Disk,
     _capacity: KVec<BackingDevice>,
+    /// The volume's cipher, keyed and checked, if it is encrypted; the
+    /// encrypted data log will use it.
+    _cipher: Option<Xts>,
     index: DiskIndex,
 }
 
@@ -155,6 +163,7 @@ impl Volume {
                 ),
             ));
         }
+        let cipher = Self::open_cipher(name, cfg, &sb)?;
         let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
         let data_blocks = sb
             .nr_blocks
@@ -165,7 +174,33 @@ impl Volume {
         let disk = Disk::new(index.0, Target::new(perf, PASSTHROUGH_DATA_START), data_blocks)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
         pr_info!("{}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
-        Ok(Self { disk, _capacity: capacity, index })
+        Ok(Self { disk, _capacity: capacity, _cipher: cipher, index })
+    }
+
+    /// The cipher of an encrypted volume, keyed with the configured key once
+    /// that matches the volume's key check value; `None` if the volume is
+    /// not encrypted. A missing key is `ENOKEY`, a wrong one `EKEYREJECTED`.
+    fn open_cipher(name: &BStr, cfg: &Config, sb: &Superblock) -> Result<Option<Xts>> {
+        let key = match (&sb.encryption, &cfg.key) {
+            (Encryption::None, None) => return Ok(None),
+            (Encryption::None, Some(_)) => {
+                return Err(fail(name, EINVAL, fmt!("a key is set but the volume is not encrypted")));
+            }
+            (Encryption::AesXts { .. }, None) => {
+                return Err(fail(name, ENOKEY, fmt!("the volume is encrypted: write its key to `key` first")));
+            }
+            (Encryption::AesXts { .. }, Some(key)) => key,
+        };
+        let xts = Xts::new(key.key()).map_err(|e| fail(name, e, fmt!("cannot set up xts(aes)")))?;
+        match sb.encryption.check_key(&xts) {
+            Ok(()) => Ok(Some(xts)),
+            Err(EngineError::WrongKey) => Err(fail(
+                name,
+                EKEYREJECTED,
+                fmt!("wrong key: it does not match the volume's key check value"),
+            )),
+            Err(e) => Err(fail(name, EIO, fmt!("key check failed: {}", e))),
+        }
     }
 
     fn open_capacity(

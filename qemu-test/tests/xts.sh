@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# vtier-disks: 64M 32M
 # vtier-timeout: 120
 # vtier-needs: module
 #
@@ -10,7 +11,11 @@
 # - reading debugfs vtier/xts_selftest runs it again and prints the kernel's
 #   ciphertexts of the block cases, which must equal byte for byte the ones
 #   userspace computed with RustCrypto and OpenSSL
-#   (/tests/data/xts-blocks.txt, checked by `cargo test --test xts`).
+#   (/tests/data/xts-blocks.txt, checked by `cargo test --test xts`);
+# - the configfs `key` attribute takes 128 hex digits, never shows them,
+#   refuses anything else and changes while powered, and power=1 refuses a
+#   key for a volume that is not encrypted (encrypted volumes cannot be
+#   formatted yet, so the key check value is tested in userspace).
 set -eu
 # shellcheck source=../guest/lib.sh
 . /usr/lib/vtier/lib.sh
@@ -59,5 +64,37 @@ echo "$got block cases of 4096 bytes: kernel and userspace ciphertexts identical
 step "a second read gives the same bytes"
 run_sh "cat $SELFTEST > /tmp/xts2.out"
 cmp /tmp/xts.out /tmp/xts2.out || fail "two reads of $SELFTEST differ"
+
+step "configfs key attribute"
+KEY=$(i=0; while [ $i -lt 64 ]; do printf '%02x' $(((i * 37 + 5) % 256)); i=$((i + 1)); done)
+[ ${#KEY} = 128 ] || fail "test key is ${#KEY} digits"
+vtier_format /dev/vda /dev/vdb
+vtier_create k /dev/vda /dev/vdb
+[ "$(cat "$VT/k/key")" = unset ] || fail "new device: key reads '$(cat "$VT/k/key")'"
+for bad in 00 "${KEY}00" "$(echo "$KEY" | sed 's/^./g/')"; do
+	if sh -c "echo $bad > $VT/k/key" 2>/dev/null; then
+		fail "key accepted a bad value (${#bad} characters)"
+	fi
+done
+[ "$(cat "$VT/k/key")" = unset ] || fail "a refused key was stored"
+# Not through attr_write, which echoes the command: keys are not printed,
+# even test keys.
+sh -c "echo $KEY > $VT/k/key" || fail "a good key was refused"
+[ "$(cat "$VT/k/key")" = set ] || fail "key reads '$(cat "$VT/k/key")' after a good write"
+! grep -rqi "$KEY" "$VT/k" 2>/dev/null || fail "the key is readable back"
+kmsg_mark
+if sh -c "echo 1 > $VT/k/power" 2>/dev/null; then
+	fail "power=1 with a key on an unencrypted volume succeeded"
+fi
+dmesg | grep -q 'k: a key is set but the volume is not encrypted' || fail "no clear error for a key on an unencrypted volume"
+dmesg | grep -qi "$KEY" && fail "the key appeared in the kernel log"
+attr_write "$VT/k/key" ""
+[ "$(cat "$VT/k/key")" = unset ] || fail "an empty write did not clear the key"
+disk=$(vtier_up k)
+if sh -c "echo $KEY > $VT/k/key" 2>/dev/null; then
+	fail "key changed while powered"
+fi
+vtier_down k
+run rmdir "$VT/k"
 
 vtier_unload
