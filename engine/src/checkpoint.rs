@@ -224,7 +224,7 @@ impl Volume {
                 Err(e) => first_err = first_err.or(Some(e)),
             }
         }
-        out.sort_unstable_by(|a, b| b.generation.cmp(&a.generation));
+        out.sort_unstable_by_key(|s| core::cmp::Reverse(s.generation));
         match (out.is_empty(), first_err) {
             (true, Some(e)) => Err(e),
             _ => Ok(out),

@@ -113,7 +113,7 @@ impl Wal {
     fn fits(&self, extra: u64) -> bool {
         let used = self.head_seq.wrapping_sub(self.tail_seq);
         let pending = (self.sealed.len() / BLOCK_SIZE) as u64;
-        used + pending + extra + 1 <= self.blocks
+        used + pending + extra < self.blocks
     }
 
     /// Whether the log has been recovered and awaits a checkpoint before
