@@ -17,6 +17,13 @@
 //! request ends when the last clone completes, with the first error any
 //! clone reported. A flush request becomes one empty `REQ_PREFLUSH` bio.
 //!
+//! Submitting may sleep, so the tag set is `BLK_MQ_F_BLOCKING`. Clones are
+//! allocated with `GFP_NOWAIT` all before the first is submitted: when
+//! blk-mq calls `queue_rq` from inside another `submit_bio`, our clones only
+//! reach the backing device after we return, so waiting on the bio set's
+//! mempool here could wait for ourselves. If an allocation fails nothing has
+//! been submitted, and the request goes back to blk-mq to be retried.
+//!
 //! # Request states
 //!
 //! A request's [`RqData::pending`] counts its clones in flight plus one
@@ -297,8 +304,32 @@ unsafe extern "C" fn queue_rq(
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
+/// `blk_mq_ops.init_hctx`: gives our flush queues their own lock class.
+///
+/// A backing device's flush completion ends our flush request from inside
+/// its own `flush_end_io`, which holds its `mq_flush_lock`, and ours takes
+/// our `mq_flush_lock`: two instances, one lockdep class by default, so
+/// lockdep would report recursive locking. nvme-loop does the same.
+///
+/// # Safety
+///
+/// Called by blk-mq with a valid `hctx` being initialised.
+unsafe extern "C" fn init_hctx(
+    hctx: *mut bindings::blk_mq_hw_ctx,
+    _data: *mut c_void,
+    _index: c_uint,
+) -> kernel::ffi::c_int {
+    // SAFETY: `hctx` is valid and its flush queue allocated; the key is
+    // static, so it outlives every queue.
+    unsafe {
+        bindings::blk_mq_hctx_set_fq_lock_class(hctx, kernel::static_lock_class!().as_ptr())
+    };
+    0
+}
+
 static MQ_OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
     queue_rq: Some(queue_rq),
+    init_hctx: Some(init_hctx),
     // SAFETY: Every other member is an optional callback; all-zero is `None`.
     ..unsafe { core::mem::zeroed() }
 };
@@ -341,6 +372,10 @@ impl TagSet {
                     (*set).ops = &MQ_OPS;
                     (*set).nr_hw_queues = cpus.clamp(1, MAX_HW_QUEUES);
                     (*set).nr_maps = 1;
+                    // `queue_rq` submits to the backing device, which may
+                    // sleep (for one of its tags, for instance): blk-mq must
+                    // call it where sleeping is allowed (SRCU, not RCU).
+                    (*set).flags = bindings::BLK_MQ_F_BLOCKING;
                     (*set).queue_depth = QUEUE_DEPTH;
                     (*set).numa_node = bindings::NUMA_NO_NODE;
                     (*set).cmd_size = size_of::<RqData>() as c_uint;
