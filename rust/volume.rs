@@ -7,7 +7,7 @@ use core::ffi::c_void;
 
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::str::BStr;
+use kernel::str::{BStr, CString};
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
@@ -18,11 +18,6 @@ use crate::device::BlockDevice;
 use crate::blk::{Disk, Target};
 use crate::path::DevPath;
 use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
-
-/// First block of the performance device that `/dev/vtierN` maps onto at
-/// this stage (blocks 0..256, the first MiB, are the metadata area; see
-/// `doc/FORMAT.md`).
-pub(crate) const PASSTHROUGH_DATA_START: u64 = 256;
 
 /// Most capacity devices one vtier device takes.
 pub(crate) const MAX_CAPACITY_DEVICES: usize = 16;
@@ -75,6 +70,8 @@ impl Drop for DiskIndex {
 
 /// A powered vtier device: its members, claimed, and its disk.
 pub(crate) struct Volume {
+    /// The configfs name, for messages.
+    name: CString,
     // Field order is drop order: the disk goes first, then the devices it
     // may still reference, then its index.
     disk: Disk,
@@ -165,16 +162,20 @@ impl Volume {
         }
         let cipher = Self::open_cipher(name, cfg, &sb)?;
         let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
+        // This stage maps /dev/vtierN 1:1 onto the data area, which starts
+        // after every metadata structure (`sb.data_start`, checked against
+        // the device size when the superblock was decoded).
         let data_blocks = sb
             .nr_blocks
-            .checked_sub(PASSTHROUGH_DATA_START)
+            .checked_sub(sb.data_start)
             .filter(|&n| n > 0)
-            .ok_or_else(|| fail(name, EINVAL, fmt!("performance device too small")))?;
+            .ok_or_else(|| fail(name, EINVAL, fmt!("performance device has no data area")))?;
+        let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
         let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
-        let disk = Disk::new(index.0, Target::new(perf, PASSTHROUGH_DATA_START), data_blocks)
+        let disk = Disk::new(index.0, Target::new(perf, sb.data_start), data_blocks)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
         pr_info!("{}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
-        Ok(Self { disk, _capacity: capacity, _cipher: cipher, index })
+        Ok(Self { name: vol_name, disk, _capacity: capacity, _cipher: cipher, index })
     }
 
     /// The cipher of an encrypted volume, keyed with the configured key once
@@ -247,6 +248,6 @@ impl Volume {
 
 impl Drop for Volume {
     fn drop(&mut self) {
-        pr_info!("vtier{} going down\n", self.index.0);
+        pr_info!("{}: vtier{} going down\n", BStr::from_bytes(self.name.to_bytes()), self.index.0);
     }
 }
