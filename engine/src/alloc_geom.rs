@@ -34,7 +34,7 @@ impl Geometry {
             return Err(Error::InvalidArgument);
         }
         let mut counts = [0u32; MAX_LEVELS];
-        counts[0] = nr_blocks.div_ceil(BITS_PER_PAGE as u64) as u32;
+        counts[0] = nr_blocks.div_ceil(u64::from(BITS_PER_PAGE)) as u32;
         let mut levels = 1;
         while levels == 1 || counts[levels - 1] > 1 {
             if levels == MAX_LEVELS {
@@ -67,13 +67,16 @@ impl Geometry {
 
     /// Blocks one copy of the allocation map occupies.
     pub fn copy_blocks(&self) -> u64 {
-        self.counts[..self.levels].iter().map(|&c| c as u64).sum()
+        self.counts[..self.levels]
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum()
     }
 
     /// Block of page (`level`, `index`) relative to the copy's first block.
     pub fn offset(&self, level: usize, index: u32) -> u64 {
-        let before: u64 = self.counts[..level].iter().map(|&c| c as u64).sum();
-        before + index as u64
+        let before: u64 = self.counts[..level].iter().map(|&c| u64::from(c)).sum();
+        before + u64::from(index)
     }
 
     /// The level `level - 1` pages summarised by page (`level`, `index`).
@@ -86,11 +89,11 @@ impl Geometry {
     /// Blocks covered by page (`level`, `index`): the most free blocks its
     /// entry may claim.
     pub fn capacity(&self, level: usize, index: u32) -> u64 {
-        let mut span = BITS_PER_PAGE as u64;
+        let mut span = u64::from(BITS_PER_PAGE);
         for _ in 0..level {
-            span = span.saturating_mul(FANOUT as u64);
+            span = span.saturating_mul(u64::from(FANOUT));
         }
-        let start = (index as u64).saturating_mul(span);
+        let start = u64::from(index).saturating_mul(span);
         self.nr_blocks.saturating_sub(start).min(span)
     }
 }

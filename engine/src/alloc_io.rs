@@ -33,8 +33,10 @@ fn page_buf() -> Result<KVec<u8>> {
 
 /// Sets the bits of blocks past the end of the device in bitmap page `p`.
 fn mark_tail(nr_blocks: u64, p: u32, buf: &mut [u8]) {
-    let first = p as u64 * BITS_PER_PAGE as u64;
-    let valid = nr_blocks.saturating_sub(first).min(BITS_PER_PAGE as u64) as u32;
+    let first = u64::from(p) * u64::from(BITS_PER_PAGE);
+    let valid = nr_blocks
+        .saturating_sub(first)
+        .min(u64::from(BITS_PER_PAGE)) as u32;
     bitmap::fill(buf, valid, BITS_PER_PAGE - valid, true);
 }
 
@@ -173,7 +175,7 @@ impl Allocator {
         for (n, c) in self.geom.children(k, j).enumerate() {
             let e = summary::entry(buf, n as u32);
             let cap = self.geom.capacity(k - 1, c);
-            if e.free as u64 > cap || e.longest > BITS_PER_PAGE {
+            if u64::from(e.free) > cap || e.longest > BITS_PER_PAGE {
                 return Err(corrupt("summary entry exceeds its child"));
             }
             let s = PageSummary {
@@ -396,7 +398,7 @@ impl Allocator {
         generation: u64,
         cache_pages: usize,
     ) -> Result<(Self, AllocRoot)> {
-        if copy as u64 != generation & 1 {
+        if u64::from(copy) != generation & 1 {
             return Err(Error::InvalidArgument);
         }
         let mut a = Self::empty(layout, cache_pages)?;
@@ -440,8 +442,8 @@ impl Allocator {
         if end > self.geom.nr_blocks {
             return Err(Error::InvalidArgument);
         }
-        let first = p as u64 * BITS_PER_PAGE as u64;
-        let last = first + BITS_PER_PAGE as u64;
+        let first = u64::from(p) * u64::from(BITS_PER_PAGE);
+        let last = first + u64::from(BITS_PER_PAGE);
         let (s, e) = (start.max(first), end.min(last));
         if s < e {
             bitmap::fill(buf, (s - first) as u32, (e - s) as u32, true);
@@ -456,8 +458,8 @@ impl Allocator {
         for p in 0..self.geom.count(0) {
             self.load_bitmap(dev, p)?;
             let s = unpack(self.leaf[p as usize]);
-            used += (BITS_PER_PAGE - s.free) as u64;
+            used += u64::from(BITS_PER_PAGE - s.free);
         }
-        Ok(used - (self.geom.count(0) as u64 * BITS_PER_PAGE as u64 - self.geom.nr_blocks))
+        Ok(used - (u64::from(self.geom.count(0)) * u64::from(BITS_PER_PAGE) - self.geom.nr_blocks))
     }
 }

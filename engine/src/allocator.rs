@@ -143,12 +143,12 @@ impl Allocator {
     /// Free blocks (deferred frees not yet counted).
     pub fn free_blocks(&self) -> u64 {
         let top = self.geom.top();
-        self.upper[top].iter().map(|s| s.free as u64).sum()
+        self.upper[top].iter().map(|s| u64::from(s.free)).sum()
     }
 
     /// Blocks freed since the last checkpoint, reusable after the next one.
     pub fn deferred_blocks(&self) -> u64 {
-        self.deferred.iter().map(|&(_, n)| n as u64).sum()
+        self.deferred.iter().map(|&(_, n)| u64::from(n)).sum()
     }
 
     /// Counters since creation.
@@ -314,10 +314,10 @@ impl Allocator {
             return Err(Error::InvalidArgument);
         }
         let hint = if hint < self.geom.nr_blocks { hint } else { 0 };
-        let hp = (hint / BITS_PER_PAGE as u64) as u32;
+        let hp = (hint / u64::from(BITS_PER_PAGE)) as u32;
         let page = self.find_page(hp, len).ok_or(Error::NoSpace)?;
         let from = if page == hp {
-            (hint % BITS_PER_PAGE as u64) as u32
+            (hint % u64::from(BITS_PER_PAGE)) as u32
         } else {
             0
         };
@@ -330,7 +330,7 @@ impl Allocator {
                 })?;
             Ok((off, Self::take_bits(buf, off, len, old)))
         })?;
-        Ok(page as u64 * BITS_PER_PAGE as u64 + off as u64)
+        Ok(u64::from(page) * u64::from(BITS_PER_PAGE) + u64::from(off))
     }
 
     /// Splits `start .. start + len` into per-page spans (page, first bit, bits).
@@ -339,7 +339,7 @@ impl Allocator {
         if len == 0 || end > self.geom.nr_blocks {
             return Err(Error::InvalidArgument);
         }
-        let bpp = BITS_PER_PAGE as u64;
+        let bpp = u64::from(BITS_PER_PAGE);
         let mut b = start;
         Ok(core::iter::from_fn(move || {
             if b >= end {
@@ -408,7 +408,7 @@ impl Allocator {
         start: u64,
         len: u32,
     ) -> Result {
-        if !self.extent_is(dev, start, len as u64, true)? {
+        if !self.extent_is(dev, start, u64::from(len), true)? {
             return Err(Error::InvalidArgument);
         }
         self.deferred.push((start, len), GFP_KERNEL)?;
@@ -421,16 +421,16 @@ impl Allocator {
         let double = self
             .deferred
             .windows(2)
-            .any(|w| w[0].0 + w[0].1 as u64 > w[1].0);
+            .any(|w| w[0].0 + u64::from(w[0].1) > w[1].0);
         if double {
             return Err(Error::Corrupt {
                 block: u64::MAX,
                 what: "block freed twice in one generation",
             });
         }
-        let deferred = core::mem::replace(&mut self.deferred, KVec::new());
+        let deferred = core::mem::take(&mut self.deferred);
         for &(start, len) in deferred.iter() {
-            for (page, bit, n) in self.spans(start, len as u64)? {
+            for (page, bit, n) in self.spans(start, u64::from(len))? {
                 self.modify(dev, page, |buf, old| {
                     Ok(((), Some(Self::give_bits(buf, bit, n, old))))
                 })?;

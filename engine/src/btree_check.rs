@@ -76,7 +76,7 @@ pub fn check_tree<S: NodeStore>(
             return Err(bad(t.addr, "level"));
         }
         if is_root {
-            report.height = node.level as u32 + 1;
+            report.height = u32::from(node.level) + 1;
         }
         if node.generation > t.parent_gen {
             return Err(bad(t.addr, "generation above parent's"));
@@ -99,9 +99,9 @@ pub fn check_tree<S: NodeStore>(
                 if next_free.is_some_and(|f| k < f) {
                     return Err(bad(t.addr, "extents overlap or out of order"));
                 }
-                next_free = Some(k + e.len as u64);
+                next_free = Some(k + u64::from(e.len));
                 report.extents += 1;
-                report.mapped_blocks += e.len as u64;
+                report.mapped_blocks += u64::from(e.len);
             }
             continue;
         }

@@ -49,7 +49,7 @@ impl Extent {
         if self.flags & !EXTENT_KNOWN_FLAGS != 0 {
             return Err(corrupt("extent flags"));
         }
-        if self.paddr.offset_by(self.len as u64 - 1).is_none() {
+        if self.paddr.offset_by(u64::from(self.len) - 1).is_none() {
             return Err(corrupt("extent crosses its device or stripe"));
         }
         Ok(())
@@ -68,7 +68,7 @@ impl Extent {
         Ok(Self {
             paddr: self
                 .paddr
-                .offset_by(skip as u64)
+                .offset_by(u64::from(skip))
                 .ok_or(Error::InvalidArgument)?,
             len,
             csum: 0,
@@ -82,12 +82,16 @@ impl Extent {
         let len = self.len.checked_add(next.len)?;
         if len > MAX_EXTENT_LEN
             || self.flags != next.flags
-            || self.paddr.offset_by(self.len as u64) != Some(next.paddr)
+            || self.paddr.offset_by(u64::from(self.len)) != Some(next.paddr)
         {
             return None;
         }
         let csum = if self.flags & EXTENT_CSUM != 0 {
-            crc32c_combine(self.csum, next.csum, next.len as u64 * BLOCK_SIZE as u64)
+            crc32c_combine(
+                self.csum,
+                next.csum,
+                u64::from(next.len) * BLOCK_SIZE as u64,
+            )
         } else {
             0
         };

@@ -65,7 +65,7 @@ pub struct Piece<V> {
 }
 
 fn end_of<V: RangeValue>(key: u64, v: &V) -> Result<u64> {
-    key.checked_add(v.blocks() as u64)
+    key.checked_add(u64::from(v.blocks()))
         .ok_or(Error::InvalidArgument)
 }
 

@@ -114,7 +114,7 @@ const _: () = assert!(core::mem::size_of::<RawInternal>() == BLOCK_SIZE);
 
 /// A decoded node. Leaves use `keys` + `extents`, internal nodes `keys` +
 /// `children`; `keys` is strictly increasing.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct NodeData {
     /// Where the node lives.
     pub addr: Option<PAddr>,
@@ -130,20 +130,6 @@ pub struct NodeData {
     pub children: KVec<PAddr>,
     /// Leaves: the extents.
     pub extents: KVec<Extent>,
-}
-
-impl Default for NodeData {
-    fn default() -> Self {
-        Self {
-            addr: None,
-            generation: 0,
-            tree: 0,
-            level: 0,
-            keys: KVec::new(),
-            children: KVec::new(),
-            extents: KVec::new(),
-        }
-    }
 }
 
 impl NodeData {
@@ -202,7 +188,7 @@ impl NodeData {
             location: U64::new(addr.to_raw()),
             generation: U64::new(self.generation),
             tree: U32::new(self.tree),
-            level: U16::new(self.level as u16),
+            level: U16::new(u16::from(self.level)),
             nr_entries: U16::new(self.len() as u16),
             reserved: [0; 24],
         };
@@ -316,7 +302,7 @@ impl NodeData {
                 return Err(corrupt("btree leaf entry order"));
             }
             next_free = lba
-                .checked_add(ext.len as u64)
+                .checked_add(u64::from(ext.len))
                 .ok_or(corrupt("btree leaf extent end"))?;
             self.keys.push(lba, GFP_KERNEL)?;
             self.extents.push(ext, GFP_KERNEL)?;

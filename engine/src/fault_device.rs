@@ -127,7 +127,7 @@ impl FaultDevice {
 
     /// The operations recorded so far.
     pub fn take_log(&mut self) -> KVec<LogOp> {
-        self.log.take().unwrap_or(KVec::new())
+        self.log.take().unwrap_or_default()
     }
 
     /// Writes completed so far.

@@ -29,8 +29,15 @@ pub const GFP_NOWAIT: Flags = Flags(1);
 ///
 /// Like the kernel's, it is not `Clone`: copying allocates, so it is spelled
 /// out with [`KVec::extend_from_slice`].
-#[derive(Debug, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KVec<T>(Vec<T>);
+
+/// Empty, for any `T` (a derive would require `T: Default`), as the kernel's.
+impl<T> Default for KVec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Index out of bounds in [`KVec::remove`], as `kernel::alloc::kvec::RemoveError`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -118,7 +118,7 @@ impl PAddr {
             1 => true,
             2 => {
                 let dev = low >> DEV_SHIFT;
-                dev != 0 && dev <= MAX_DEVICE_INDEX as u64
+                dev != 0 && dev <= u64::from(MAX_DEVICE_INDEX)
             }
             3 => true,
             _ => false,

@@ -143,7 +143,8 @@ impl PageCache {
             s.dirty = false;
         }
         if self.slots.len() > self.capacity {
-            self.slots.sort_unstable_by_key(|s| core::cmp::Reverse(s.used));
+            self.slots
+                .sort_unstable_by_key(|s| core::cmp::Reverse(s.used));
             self.slots.truncate(self.capacity);
             self.last = 0;
         }

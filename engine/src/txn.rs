@@ -189,9 +189,9 @@ impl TxnManager {
         let end = lba.checked_add(len).ok_or(Error::InvalidArgument)?;
         let mut at = lba;
         while at < end {
-            let n = (end - at).min(MAX_EXTENT_LEN as u64) as u32;
+            let n = (end - at).min(u64::from(MAX_EXTENT_LEN)) as u32;
             self.write(txn, at, TupleOp::Unmap { len: n })?;
-            at += n as u64;
+            at += u64::from(n);
         }
         Ok(())
     }
@@ -199,7 +199,7 @@ impl TxnManager {
     fn write(&mut self, txn: &Txn, lba: u64, op: TupleOp) -> Result {
         let i = self.active_index(txn)?;
         let end = lba
-            .checked_add(op.len() as u64)
+            .checked_add(u64::from(op.len()))
             .ok_or(Error::InvalidArgument)?;
         add_span(&mut self.active[i].writes, Span { start: lba, end })?;
         let v = Version {
@@ -362,7 +362,7 @@ impl TxnManager {
         for t in committed.iter() {
             match t.v.op {
                 TupleOp::Map(e) => tree.map(t.lba, e)?,
-                TupleOp::Unmap { len } => tree.unmap(t.lba, len as u64)?,
+                TupleOp::Unmap { len } => tree.unmap(t.lba, u64::from(len))?,
             }
         }
         self.cache.drop_where(|t| t.v.seq != 0);

@@ -188,7 +188,7 @@ impl Layer<'_> {
         tuples[..end]
             .iter()
             .rev()
-            .take_while(|t| t.lba.saturating_add(MAX_EXTENT_LEN as u64) > key)
+            .take_while(|t| t.lba.saturating_add(u64::from(MAX_EXTENT_LEN)) > key)
             .find(|t| who.sees(t))
             .map(|t| (t.lba, t.v))
     }

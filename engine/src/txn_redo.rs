@@ -146,7 +146,7 @@ pub fn decode(rec: &[u8], mut f: impl FnMut(u64, TupleOp) -> Result) -> Result<R
         };
         op.lba
             .get()
-            .checked_add(t.len() as u64)
+            .checked_add(u64::from(t.len()))
             .ok_or(corrupt("redo op range"))?;
         f(op.lba.get(), t)?;
     }
@@ -159,7 +159,7 @@ pub fn decode(rec: &[u8], mut f: impl FnMut(u64, TupleOp) -> Result) -> Result<R
 
 /// A redo log in memory that loses unflushed records in a crash: the
 /// stand-in for the WAL in tests and benchmarks.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MemRedoLog {
     /// `(seq, record)` in append order.
     pub records: KVec<(u64, KVec<u8>)>,
@@ -167,16 +167,6 @@ pub struct MemRedoLog {
     pub durable: usize,
     /// Flushes so far.
     pub flushes: u64,
-}
-
-impl Default for MemRedoLog {
-    fn default() -> Self {
-        Self {
-            records: KVec::new(),
-            durable: 0,
-            flushes: 0,
-        }
-    }
 }
 
 impl MemRedoLog {

@@ -311,7 +311,7 @@ impl Wal {
             for rec in wal_block::records(&buf) {
                 replay(dev, rec)?;
             }
-            wal.next_record += info.nr_records as u64;
+            wal.next_record += u64::from(info.nr_records);
             wal.head_seq += 1;
         }
         wal.needs_checkpoint = true;

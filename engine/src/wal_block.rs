@@ -206,7 +206,7 @@ pub fn verify(buf: &[u8], block: u64, tag: u64) -> Result<BlockInfo> {
     let mut at = HEADER_SIZE;
     while at < end {
         let rec = record_at(buf, at, end).ok_or(corrupt("WAL record"))?;
-        if rec.seq != info.first_record.wrapping_add(n as u64) {
+        if rec.seq != info.first_record.wrapping_add(u64::from(n)) {
             return Err(corrupt("WAL record sequence"));
         }
         at += record_size(rec.payload.len());

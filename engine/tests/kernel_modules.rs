@@ -19,7 +19,10 @@ fn every_kernel_capable_engine_module_is_in_the_kernel_crate() {
             std_only = true;
             continue;
         }
-        if let Some(name) = line.strip_prefix("pub mod ").and_then(|l| l.strip_suffix(';')) {
+        if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .and_then(|l| l.strip_suffix(';'))
+        {
             let wanted = format!("{name} = \"../engine/src/{name}.rs\";");
             if !std_only && name != "kcompat" && !kernel.contains(&wanted) {
                 missing.push(name.to_string());
@@ -27,5 +30,8 @@ fn every_kernel_capable_engine_module_is_in_the_kernel_crate() {
         }
         std_only = false;
     }
-    assert!(missing.is_empty(), "not declared in rust/vtier.rs: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not declared in rust/vtier.rs: {missing:?}"
+    );
 }
