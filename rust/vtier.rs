@@ -38,6 +38,7 @@ engine_modules! {
     alloc_io = "../engine/src/alloc_io.rs";
     allocator = "../engine/src/allocator.rs";
     bitmap = "../engine/src/bitmap.rs";
+    block_check = "../engine/src/block_check.rs";
     btree = "../engine/src/btree.rs";
     btree_cache = "../engine/src/btree_cache.rs";
     btree_check = "../engine/src/btree_check.rs";

@@ -12,6 +12,7 @@
 //! (`BadChecksum`), location (`WrongLocation`: a misdirected write, not a
 //! torn one), version (`BadVersion`), then every field (`Corrupt`).
 
+use crate::block_check::{self, Header};
 use crate::btree_extent::Extent;
 use crate::crc32c::crc32c;
 use crate::error::{Error, Result};
@@ -356,23 +357,13 @@ fn check_header(buf: &[u8], addr: PAddr) -> Result<&RawHeader> {
     }
     let (hdr, _) = RawHeader::ref_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
     let magic = hdr.magic.get();
-    if magic != LEAF_MAGIC && magic != INTERNAL_MAGIC {
-        return Err(Error::BadMagic { block });
-    }
-    if hdr.checksum.get() != crc32c(&buf[4..]) {
-        return Err(Error::BadChecksum { block });
-    }
-    if hdr.location.get() != addr.to_raw() {
-        return Err(Error::WrongLocation {
-            block,
-            recorded: hdr.location.get(),
-        });
-    }
-    if hdr.version.get() != FORMAT_VERSION {
-        return Err(Error::BadVersion {
-            found: hdr.version.get(),
-        });
-    }
+    let header = Header {
+        magic_ok: magic == LEAF_MAGIC || magic == INTERNAL_MAGIC,
+        checksum: hdr.checksum.get(),
+        location: hdr.location.get(),
+        version: hdr.version.get(),
+    };
+    block_check::check(buf, block, addr.to_raw(), header)?;
     Ok(hdr)
 }
 

@@ -36,6 +36,7 @@ pub mod alloc_geom;
 pub mod alloc_io;
 pub mod allocator;
 pub mod bitmap;
+pub mod block_check;
 pub mod btree;
 pub mod btree_cache;
 pub mod btree_check;

@@ -12,6 +12,7 @@
 //! a copy. The top page's content CRC is kept in the superblock: the tree
 //! verifies from the superblock down.
 
+use crate::block_check::{self, Header};
 use crate::crc32c::crc32c;
 use crate::device::BLOCK_SIZE;
 use crate::error::{Error, Result};
@@ -158,23 +159,13 @@ pub fn verify(buf: &[u8], block: u64, id: PageId, max_generation: u64) -> Result
     if buf.len() != BLOCK_SIZE {
         return Err(Error::InvalidArgument);
     }
-    if hdr.magic.get() != MAGIC {
-        return Err(Error::BadMagic { block });
-    }
-    if hdr.checksum.get() != crc32c(&buf[4..]) {
-        return Err(Error::BadChecksum { block });
-    }
-    if hdr.block_nr.get() != block {
-        return Err(Error::WrongLocation {
-            block,
-            recorded: hdr.block_nr.get(),
-        });
-    }
-    if hdr.version.get() != FORMAT_VERSION {
-        return Err(Error::BadVersion {
-            found: hdr.version.get(),
-        });
-    }
+    let header = Header {
+        magic_ok: hdr.magic.get() == MAGIC,
+        checksum: hdr.checksum.get(),
+        location: hdr.block_nr.get(),
+        version: hdr.version.get(),
+    };
+    block_check::check(buf, block, block, header)?;
     let corrupt = |what| Error::Corrupt { block, what };
     let got = PageId {
         level: hdr.level.get(),

@@ -14,6 +14,7 @@
 //! if that end marker is there (`crate::checkpoint` checks it); `choose` alone
 //! only compares generations.
 
+use crate::block_check::{self, Header};
 use crate::crc32c::crc32c;
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
@@ -231,23 +232,13 @@ impl Superblock {
     /// location, version, then every field's range.
     pub fn decode(buf: &[u8], block: u64) -> Result<Self> {
         let raw = RawSuperblock::read_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
-        if raw.magic.get() != MAGIC {
-            return Err(Error::BadMagic { block });
-        }
-        if raw.checksum.get() != crc32c(&buf[4..]) {
-            return Err(Error::BadChecksum { block });
-        }
-        if raw.block_nr.get() != block {
-            return Err(Error::WrongLocation {
-                block,
-                recorded: raw.block_nr.get(),
-            });
-        }
-        if raw.version.get() != FORMAT_VERSION {
-            return Err(Error::BadVersion {
-                found: raw.version.get(),
-            });
-        }
+        let header = Header {
+            magic_ok: raw.magic.get() == MAGIC,
+            checksum: raw.checksum.get(),
+            location: raw.block_nr.get(),
+            version: raw.version.get(),
+        };
+        block_check::check(buf, block, block, header)?;
         let corrupt = |what| Error::Corrupt { block, what };
         if raw.block_size.get() as usize != BLOCK_SIZE {
             return Err(corrupt("superblock block size"));

@@ -9,6 +9,7 @@
 //! commit seals the block it filled), so a torn write can only damage
 //! blocks that no completed flush covered.
 
+use crate::block_check::{self, Header};
 use crate::crc32c::crc32c;
 use crate::device::BLOCK_SIZE;
 use crate::error::{Error, Result};
@@ -171,23 +172,13 @@ pub fn verify(buf: &[u8], block: u64, tag: u64) -> Result<BlockInfo> {
     if buf.len() != BLOCK_SIZE {
         return Err(Error::InvalidArgument);
     }
-    if hdr.magic.get() != MAGIC {
-        return Err(Error::BadMagic { block });
-    }
-    if hdr.checksum.get() != crc32c(&buf[4..]) {
-        return Err(Error::BadChecksum { block });
-    }
-    if hdr.block_nr.get() != block {
-        return Err(Error::WrongLocation {
-            block,
-            recorded: hdr.block_nr.get(),
-        });
-    }
-    if hdr.version.get() != FORMAT_VERSION {
-        return Err(Error::BadVersion {
-            found: hdr.version.get(),
-        });
-    }
+    let header = Header {
+        magic_ok: hdr.magic.get() == MAGIC,
+        checksum: hdr.checksum.get(),
+        location: hdr.block_nr.get(),
+        version: hdr.version.get(),
+    };
+    block_check::check(buf, block, block, header)?;
     let corrupt = |what| Error::Corrupt { block, what };
     if hdr.volume_tag.get() != tag {
         return Err(corrupt("WAL block of another volume"));
