@@ -35,6 +35,10 @@ cargo_ok=1
 cargo test --workspace 2>&1 | tee "$log_dir/cargo.log" || cargo_ok=0
 count_cargo "$log_dir/cargo.log"
 [ $cargo_ok = 1 ] || { log "cargo test failed"; failed=$((failed + 1)); }
+# The crash harnesses' figures (libtest captured them above; this re-run
+# of the two harnesses takes seconds and only prints).
+cargo test -q -p vtier-engine --test crash --test btree_crash -- --nocapture 2>&1 |
+	grep -E "crash points tried" || true
 
 for flavour in ${VTIER_TEST_FLAVOURS:-release debug}; do
 	log "QEMU suite on the $flavour kernel"
