@@ -137,9 +137,21 @@ pub fn run_around(page: &[u8], start: u32, len: u32) -> u32 {
 
 /// Sets (`value` true) or clears bits `start .. start + len`.
 pub fn fill(page: &mut [u8], start: u32, len: u32, value: bool) {
+    for (w, mask) in word_masks(start, len) {
+        let old = word(page, w);
+        set_word(page, w, if value { old | mask } else { old & !mask });
+    }
+}
+
+/// The 64-bit words covering bits `start .. start + len` of a page (clipped
+/// to the page), each with the mask of the range's bits in it.
+fn word_masks(start: u32, len: u32) -> impl Iterator<Item = (usize, u64)> {
     let end = start.saturating_add(len).min(BITS_PER_PAGE);
     let mut i = start;
-    while i < end {
+    core::iter::from_fn(move || {
+        if i >= end {
+            return None;
+        }
         let (w, bit) = ((i / 64) as usize, i % 64);
         let n = (64 - bit).min(end - i);
         let mask = if n == 64 {
@@ -147,31 +159,14 @@ pub fn fill(page: &mut [u8], start: u32, len: u32, value: bool) {
         } else {
             ((1u64 << n) - 1) << bit
         };
-        let old = word(page, w);
-        set_word(page, w, if value { old | mask } else { old & !mask });
         i += n;
-    }
+        Some((w, mask))
+    })
 }
 
 /// Whether every bit in `start .. start + len` equals `value`.
 pub fn all(page: &[u8], start: u32, len: u32, value: bool) -> bool {
-    let end = start.saturating_add(len).min(BITS_PER_PAGE);
-    let mut i = start;
-    while i < end {
-        let (w, bit) = ((i / 64) as usize, i % 64);
-        let n = (64 - bit).min(end - i);
-        let mask = if n == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << n) - 1) << bit
-        };
-        let got = word(page, w) & mask;
-        if got != if value { mask } else { 0 } {
-            return false;
-        }
-        i += n;
-    }
-    true
+    word_masks(start, len).all(|(w, mask)| word(page, w) & mask == if value { mask } else { 0 })
 }
 
 #[cfg(test)]
