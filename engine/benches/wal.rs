@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vtier_engine::checkpoint::{FormatOptions, Volume};
 use vtier_engine::device::{check_io, BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::encryption::Encryption;
 use vtier_engine::error::{Error, Result};
 use vtier_engine::superblock::NR_ROOTS;
 
@@ -72,6 +73,7 @@ fn run_wal(dev: &mut dyn BlockDevice, size: usize, every: u64) -> Outcome {
         device_uuid: [4; 16],
         nr_devices: 1,
         wal_blocks: 4096,
+        encryption: Encryption::None,
     };
     let mut vol = Volume::format(dev, &opts, 64).unwrap();
     let payload = vec![0x5au8; size];

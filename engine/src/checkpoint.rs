@@ -52,6 +52,9 @@ pub struct FormatOptions {
     pub nr_devices: u32,
     /// Blocks of WAL (at least 4).
     pub wal_blocks: u64,
+    /// How the volume set is encrypted: the same on every member (one
+    /// fixed tweak and key check value for the set, [`crate::encryption`]).
+    pub encryption: Encryption,
 }
 
 /// The performance device's superblock, allocator and WAL.
@@ -152,10 +155,7 @@ impl Volume {
             },
             data_start,
             roots: [0; NR_ROOTS],
-            // Encrypted volumes need the key and a random tweak from the
-            // formatter (crate::encryption); FormatOptions has no field for
-            // them yet.
-            encryption: Encryption::None,
+            encryption: opts.encryption,
         };
         write_both(dev, &sb)?;
         Ok(Self {
@@ -201,10 +201,7 @@ impl Volume {
             },
             data_start,
             roots: [0; NR_ROOTS],
-            // Encrypted volumes need the key and a random tweak from the
-            // formatter (crate::encryption); FormatOptions has no field for
-            // them yet.
-            encryption: Encryption::None,
+            encryption: opts.encryption,
         };
         write_both(dev, &sb)?;
         Ok(sb)

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use vtier_engine::btree_extent::Extent;
 use vtier_engine::checkpoint::FormatOptions;
 use vtier_engine::device::MemDevice;
+use vtier_engine::encryption::Encryption;
 use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
 use vtier_engine::paddr::PAddr;
 use vtier_engine::txn::{Outcome, Txn};
@@ -83,6 +84,7 @@ fn every_crash_point_recovers_a_committed_prefix() {
         device_uuid: [2; 16],
         nr_devices: 1,
         wal_blocks: 16,
+        encryption: Encryption::None,
     };
     let dev = FaultDevice::new(MemDevice::new(2048).unwrap().image()).unwrap();
     let map = LbaMap::format(dev, &opts).unwrap();
@@ -172,6 +174,7 @@ fn a_transaction_too_big_for_one_wal_record_fails_and_changes_nothing() {
         device_uuid: [4; 16],
         nr_devices: 1,
         wal_blocks: 16,
+        encryption: Encryption::None,
     };
     let mut map = LbaMap::format(MemDevice::new(1024).unwrap(), &opts).unwrap();
     let ext = |pb: u64| Extent {

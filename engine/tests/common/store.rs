@@ -10,6 +10,7 @@ use super::Rng;
 use vtier_engine::checkpoint::{FormatOptions, Volume};
 use vtier_engine::crc32c::crc32c;
 use vtier_engine::device::{BlockDevice, BLOCK_SIZE};
+use vtier_engine::encryption::Encryption;
 use vtier_engine::error::{Error, Result};
 use vtier_engine::superblock::NR_ROOTS;
 use vtier_engine::wal_block::Record;
@@ -169,5 +170,6 @@ pub fn opts() -> FormatOptions {
         device_uuid: [8; 16],
         nr_devices: 1,
         wal_blocks: 24,
+        encryption: Encryption::None,
     }
 }

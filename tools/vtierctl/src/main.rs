@@ -4,6 +4,12 @@
 //!
 //! It is built from the same engine source as `vtier.ko`, so what it writes
 //! is what the module reads, and what it checks is checked the same way.
+//!
+//! Keys: `format --encrypt` and `check-key` read the AES-256-XTS key from a
+//! key file ([`key`]); it is used to compute or check the volume's key
+//! check value and is never printed, logged or written to the devices.
+
+mod key;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -13,6 +19,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vtier_engine::alloc_io::DEFAULT_CACHE_PAGES;
 use vtier_engine::checkpoint::{FormatOptions, Volume};
+use vtier_engine::cipher::TWEAK_SIZE;
+use vtier_engine::cipher_soft::SoftXts;
+use vtier_engine::encryption::Encryption;
+use vtier_engine::error::Error;
 use vtier_engine::file_device::FileDevice;
 use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
 
@@ -36,11 +46,28 @@ enum Cmd {
         /// Blocks of write-ahead log on the performance device.
         #[arg(long, default_value_t = 64)]
         wal_blocks: u64,
+        /// Encrypt the volume set with AES-256-XTS (needs --key-file).
+        /// Without it the volume is not encrypted.
+        #[arg(long, requires = "key_file")]
+        encrypt: bool,
+        /// The 64-byte AES-256-XTS key (data key, then tweak key) as 128 hex
+        /// digits or 64 raw bytes; `-` reads standard input. Used for the
+        /// key check value only; never printed or written to the devices.
+        #[arg(long, value_name = "FILE", requires = "encrypt")]
+        key_file: Option<PathBuf>,
     },
-    /// Print the superblocks of a member device.
+    /// Print the superblocks of a member device (never key material).
     Show {
         /// Device or image.
         device: PathBuf,
+    },
+    /// Check a key against an encrypted device's key check value.
+    CheckKey {
+        /// Device or image (any member of the set).
+        device: PathBuf,
+        /// The key, as for `format --key-file`.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
     },
 }
 
@@ -51,8 +78,11 @@ fn main() -> ExitCode {
             perf,
             capacity,
             wal_blocks,
-        } => format(&perf, &capacity, wal_blocks),
+            encrypt: _,
+            key_file,
+        } => format(&perf, &capacity, wal_blocks, key_file.as_deref()),
         Cmd::Show { device } => show(&device),
+        Cmd::CheckKey { device, key_file } => check_key(&device, &key_file),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,7 +108,33 @@ fn device_blocks(f: &mut File, path: &Path) -> Result<u64, String> {
     Ok(bytes / BLOCK_SIZE as u64)
 }
 
-fn format(perf: &Path, capacity: &[PathBuf], wal_blocks: u64) -> Result<(), String> {
+/// The encryption parameters of a new volume set: none without a key file;
+/// with one, a fresh random tweak and the key check value of the file's
+/// key under it.
+fn new_encryption(key_file: Option<&Path>) -> Result<Encryption, String> {
+    let Some(path) = key_file else {
+        return Ok(Encryption::None);
+    };
+    let key = key::read_key_file(path)?;
+    let cipher = SoftXts::new(&key).map_err(|e| format!("key file {}: {e}", path.display()))?;
+    let mut tweak = [0u8; TWEAK_SIZE];
+    getrandom::fill(&mut tweak).map_err(|e| format!("no random source: {e}"))?;
+    Encryption::aes_xts(&cipher, tweak).map_err(|e| format!("key check value: {e}"))
+}
+
+fn describe(enc: &Encryption) -> String {
+    match enc {
+        Encryption::None => "not encrypted".to_string(),
+        Encryption::AesXts { tweak, .. } => format!("encrypted AES-256-XTS, tweak {}", hex(tweak)),
+    }
+}
+
+fn format(
+    perf: &Path,
+    capacity: &[PathBuf],
+    wal_blocks: u64,
+    key_file: Option<&Path>,
+) -> Result<(), String> {
     let mut all: Vec<&Path> = vec![perf];
     all.extend(capacity.iter().map(PathBuf::as_path));
     for (i, a) in all.iter().enumerate() {
@@ -87,6 +143,8 @@ fn format(perf: &Path, capacity: &[PathBuf], wal_blocks: u64) -> Result<(), Stri
         }
     }
     let nr_devices = u32::try_from(all.len()).map_err(|_| "too many devices".to_string())?;
+    // The key is read and checked before any device is touched.
+    let encryption = new_encryption(key_file)?;
     let volume_uuid = random_uuid()?;
     for (index, path) in all.iter().enumerate() {
         let mut f = OpenOptions::new()
@@ -100,6 +158,7 @@ fn format(perf: &Path, capacity: &[PathBuf], wal_blocks: u64) -> Result<(), Stri
             device_uuid: random_uuid()?,
             nr_devices,
             wal_blocks,
+            encryption,
         };
         let mut dev = FileDevice::with_blocks(f, nr_blocks);
         let sb = if index == 0 {
@@ -119,6 +178,7 @@ fn format(perf: &Path, capacity: &[PathBuf], wal_blocks: u64) -> Result<(), Stri
             sb.role
         );
     }
+    println!("volume set {}", describe(&encryption));
     Ok(())
 }
 
@@ -126,7 +186,9 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn show(path: &Path) -> Result<(), String> {
+/// Reads both superblock copies of `path`; prints one line per copy if
+/// `print`. Returns the one that mounts.
+fn read_superblock(path: &Path, print: bool) -> Result<Superblock, String> {
     let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut results = Vec::new();
     for block in COPIES {
@@ -136,10 +198,10 @@ fn show(path: &Path) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let r = Superblock::decode(&buf, block);
         match &r {
-            Ok(sb) => println!(
+            Ok(sb) if print => println!(
                 "copy {block}: generation {} {:?} device {} of {}, {} blocks, volume {}, \
                  WAL {}+{} tail {} seq {}, map copies {:?} ({} blocks each), \
-                 {} free, data from block {}",
+                 {} free, data from block {}, {}",
                 sb.generation,
                 sb.role,
                 sb.device_index,
@@ -153,15 +215,45 @@ fn show(path: &Path) -> Result<(), String> {
                 sb.map.copies,
                 sb.map.blocks,
                 sb.map.free,
-                sb.data_start
+                sb.data_start,
+                describe(&sb.encryption)
             ),
-            Err(e) => println!("copy {block}: {e}"),
+            Ok(_) => {}
+            Err(e) if print => println!("copy {block}: {e}"),
+            Err(_) => {}
         }
         results.push(r);
     }
-    let b = results.pop().unwrap_or(Err(vtier_engine::error::Error::Io));
-    let a = results.pop().unwrap_or(Err(vtier_engine::error::Error::Io));
-    Superblock::choose(a, b)
-        .map(|sb| println!("mounts generation {}", sb.generation))
-        .map_err(|e| format!("{}: no valid superblock: {e}", path.display()))
+    let b = results.pop().unwrap_or(Err(Error::Io));
+    let a = results.pop().unwrap_or(Err(Error::Io));
+    Superblock::choose(a, b).map_err(|e| format!("{}: no valid superblock: {e}", path.display()))
+}
+
+fn show(path: &Path) -> Result<(), String> {
+    let sb = read_superblock(path, true)?;
+    println!("mounts generation {}", sb.generation);
+    Ok(())
+}
+
+fn check_key(path: &Path, key_file: &Path) -> Result<(), String> {
+    let sb = read_superblock(path, false)?;
+    if sb.encryption == Encryption::None {
+        return Err(format!("{}: the volume is not encrypted", path.display()));
+    }
+    let key = key::read_key_file(key_file)?;
+    let cipher = SoftXts::new(&key).map_err(|e| format!("key file {}: {e}", key_file.display()))?;
+    match sb.encryption.check_key(&cipher) {
+        Ok(()) => {
+            println!(
+                "{}: the key matches the volume's key check value",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(Error::WrongKey) => Err(format!(
+            "{}: wrong key: it does not match the volume's key check value",
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: key check failed: {e}", path.display())),
+    }
 }
