@@ -6,8 +6,10 @@
 # Builds the guest initramfs: an uncompressed newc cpio made of
 #
 #   1. a base image from the host's Debian packages (busybox-static with its
-#      applet links, fio, e2fsprogs, a few util-linux tools, the glibc
-#      dynamic loader and every shared library they need). It is cached in
+#      applet links, fio, e2fsprogs, a few util-linux tools, keyctl
+#      (keyutils: logon keys for the keyring tests), dmsetup (dm-crypt, the
+#      encryption benchmark's peer), the glibc dynamic loader and every
+#      shared library they need). It is cached in
 #      $VTIER_CACHE/initramfs/, keyed by the package versions and this
 #      script, so a rebuild takes a second;
 #   2. an overlay built every time: qemu-test/guest/ (the /init and the
@@ -25,13 +27,14 @@ set -euo pipefail
 out=$1
 shift
 
-PACKAGES=(busybox-static fio e2fsprogs util-linux libc6)
+PACKAGES=(busybox-static fio e2fsprogs util-linux libc6 keyutils dmsetup)
 # Real binaries (they replace busybox applets of the same name).
 BINARIES=(
 	/usr/bin/fio
 	/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/sbin/fsck.ext4
 	/usr/sbin/tune2fs /usr/sbin/debugfs /usr/sbin/dumpe2fs
 	/usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/lsblk
+	/usr/bin/keyctl /usr/sbin/dmsetup
 )
 CONFIGS=(/etc/mke2fs.conf)
 

@@ -11,12 +11,25 @@
 //! | `power` | rw | `1` brings the device up as `/dev/vtierN`, `0` takes it down |
 //! | `disk` | ro | `vtierN` while powered, empty otherwise |
 //! | `key` | rw | key of an encrypted volume, 128 hex digits (AES-256-XTS); reads only `set` or `unset`; an empty write clears it |
+//! | `key_name` | rw | or: the name of a `logon` key in the kernel keyring holding the 64-byte key (e.g. `vtier:v0`), looked up at `power=1`; reads the name; an empty write clears it |
 //!
 //! Device attributes cannot change while powered (`EBUSY`). Paths are checked
 //! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
 //! named twice) and again when the device is opened at `power=1`. `rmdir`
 //! takes a powered device down first; `power=0` is refused (`EBUSY`) while
 //! the disk is open or mounted.
+//!
+//! # Keys
+//!
+//! An encrypted volume needs its key at `power=1`, from exactly one of `key`
+//! and `key_name` (both set is `EINVAL`). A `key_name` is resolved when
+//! `power=1` is written, with `request_key` in the keyrings of the writing
+//! process (`keyctl padd logon vtier:v0 @u < key.bin`): `ENOKEY` if there
+//! is no such key, `EINVAL` if its payload is not 64 bytes. The payload is
+//! copied into a [`KeyBuf`] that lives only while the device comes up (the
+//! cipher keeps its own copy, wiped when it is freed); the keyring stays
+//! the place the key is kept. No attribute ever shows key material, and no
+//! message prints it.
 //!
 //! # Locking
 //!
@@ -65,7 +78,7 @@ impl AttributeOperations<0> for Root {
     fn show(_this: &Root, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = Formatter::new(page);
         w.write_fmt(fmt!(
-            "perf_device,capacity_devices,power,disk,key format={}\n",
+            "perf_device,capacity_devices,power,disk,key,key_name format={}\n",
             crate::superblock::FORMAT_VERSION
         ))?;
         Ok(w.bytes_written())
@@ -86,6 +99,7 @@ impl configfs::GroupOperations for Root {
                 capacity_devices: 2,
                 disk: 3,
                 key: 4,
+                key_name: 5,
             ],
         };
         let dir_name: CString = name.try_into()?;
@@ -95,7 +109,7 @@ impl configfs::GroupOperations for Root {
             item_type,
             try_pin_init!(DeviceConfig {
                 name,
-                inner <- new_mutex!(Inner { config: Config::default(), device: None }),
+                inner <- new_mutex!(Inner { config: Config::default(), device: None, key_name: None }),
             }),
         ))
     }
@@ -112,7 +126,12 @@ pub(crate) struct DeviceConfig {
 struct Inner {
     config: Config,
     device: Option<Volume>,
+    /// `key_name`: a `logon` key to look up at `power=1`.
+    key_name: Option<CString>,
 }
+
+/// Longest `key_name` accepted.
+const MAX_KEY_NAME: usize = 255;
 
 /// Which path attribute a write is for.
 #[derive(Copy, Clone, PartialEq)]
@@ -185,6 +204,42 @@ impl DeviceConfig {
         Ok(())
     }
 
+    /// The key from the keyring if `key_name` is set (`None` if not), after
+    /// checking that `key` is not set too. Every failure is logged once.
+    fn keyring_key(&self, inner: &Inner) -> Result<Option<KeyBuf>> {
+        let Some(key_name) = inner.key_name.as_ref() else {
+            return Ok(None);
+        };
+        if inner.config.key.is_some() {
+            pr_err!("{}: power: both key and key_name are set; clear one ({})\n", self.name(), EINVAL.to_errno());
+            return Err(EINVAL);
+        }
+        let shown = BStr::from_bytes(key_name.to_bytes());
+        KeyBuf::from_logon_key(key_name).map(Some).map_err(|(e, found_len)| {
+            let why = match e {
+                e if e == ENOKEY => "no such logon key in the keyrings of the writer of power",
+                e if e == EINVAL && found_len != 0 => {
+                    pr_err!(
+                        "{}: key_name {}: the key's payload is {} bytes, expected {} ({})\n",
+                        self.name(),
+                        shown,
+                        found_len,
+                        crate::cipher::XTS_KEY_SIZE,
+                        e.to_errno()
+                    );
+                    return e;
+                }
+                e if e == EINVAL => "not the name of a logon key (prefix:name)",
+                e if e == EKEYREVOKED => "the key was revoked",
+                e if e == EKEYEXPIRED => "the key has expired",
+                e if e == EACCES => "no permission to search for the key",
+                _ => "cannot read the key",
+            };
+            pr_err!("{}: key_name {}: {} ({})\n", self.name(), shown, why, e.to_errno());
+            e
+        })
+    }
+
     fn show_paths(&self, attr: PathAttr, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = self.inner.lock();
         let members = match attr {
@@ -219,8 +274,18 @@ impl AttributeOperations<0> for DeviceConfig {
         let mut inner = this.inner.lock();
         match (inner.device.is_some(), on) {
             (false, true) => {
-                let dev = Volume::power_on(this.name(), &inner.config, this.holder())?;
-                inner.device = Some(dev);
+                // A key from the keyring stands in for `key` while the
+                // device comes up, and is wiped (dropped) right after.
+                let keyring_key = this.keyring_key(&inner)?;
+                let from_keyring = keyring_key.is_some();
+                if from_keyring {
+                    inner.config.key = keyring_key;
+                }
+                let dev = Volume::power_on(this.name(), &inner.config, this.holder());
+                if from_keyring {
+                    inner.config.key = None;
+                }
+                inner.device = Some(dev?);
             }
             (true, false) => {
                 // Tearing down a mounted disk would throw away whatever
@@ -309,6 +374,52 @@ impl AttributeOperations<4> for DeviceConfig {
             return Err(EBUSY);
         }
         inner.config.key = key;
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<5> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    /// The name (not secret), or an empty line.
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = this.inner.lock();
+        let mut w = Formatter::new(page);
+        if let Some(name) = inner.key_name.as_ref() {
+            w.write_fmt(fmt!("{}", BStr::from_bytes(name.to_bytes())))?;
+        }
+        w.write_str("\n")?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let value = page.strip_suffix(b"\n").unwrap_or(page);
+        let key_name = if value.is_empty() {
+            None
+        } else {
+            // What request_key takes for a logon key: printable, no
+            // blanks, `prefix:name`.
+            if value.len() > MAX_KEY_NAME
+                || !value.iter().all(u8::is_ascii_graphic)
+                || !value.contains(&b':')
+                || value.first() == Some(&b':')
+            {
+                pr_err!(
+                    "{}: key_name: expected prefix:name, at most {} printable characters without blanks\n",
+                    this.name(),
+                    MAX_KEY_NAME
+                );
+                return Err(EINVAL);
+            }
+            Some(CString::try_from_fmt(fmt!("{}", BStr::from_bytes(value)))?)
+        };
+        let mut inner = this.inner.lock();
+        if inner.device.is_some() {
+            pr_err!("{}: key_name: cannot change while powered\n", this.name());
+            return Err(EBUSY);
+        }
+        inner.key_name = key_name;
         Ok(())
     }
 }

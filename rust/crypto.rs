@@ -13,6 +13,9 @@
 //! the transform and wipes that copy when the transform is freed; [`KeyBuf`]
 //! holds a key in kernel memory that never moves and wipes it with
 //! `memzero_explicit` on drop. Neither ever prints a key.
+//! [`KeyBuf::from_logon_key`] fills one from a `logon` key of the kernel
+//! keyring (`crypto_shim/keyring.c`), copying the payload straight into the
+//! `KeyBuf` under the key's semaphore.
 
 use core::marker::{PhantomData, PhantomPinned};
 use core::ptr::NonNull;
@@ -57,6 +60,16 @@ unsafe extern "C" {
         encrypt: bool,
     ) -> c_int;
     fn vtier_memzero_explicit(p: *mut c_void, len: usize);
+}
+
+// The C shim, `crypto_shim/keyring.h`.
+unsafe extern "C" {
+    fn vtier_keyring_read_logon(
+        name: *const c_char,
+        out: *mut u8,
+        len: c_uint,
+        found_len: *mut c_uint,
+    ) -> c_int;
 }
 
 /// Which way an [`Xts`] call transforms the data.
@@ -236,6 +249,32 @@ impl KeyBuf {
     /// The key, to fill in place.
     pub(crate) fn key_mut(&mut self) -> &mut XtsKey {
         &mut self.key
+    }
+
+    /// The payload of the `logon` key `name`, looked up in the keyrings of
+    /// the calling process (no upcall). On failure, the error and, if the
+    /// key was found, its payload length (for a wrong length, `EINVAL`):
+    /// `ENOKEY` if there is no such key, `EINVAL` also for a name that is
+    /// not a logon key's (`prefix:name`), `EKEYREVOKED`, `EKEYEXPIRED`,
+    /// `EACCES`. May sleep.
+    pub(crate) fn from_logon_key(name: &CStr) -> core::result::Result<Self, (Error, u32)> {
+        let mut buf = Self::new().map_err(|e| (e, 0))?;
+        let mut found_len: c_uint = 0;
+        let key: &mut XtsKey = &mut buf.key;
+        // SAFETY: `name` is NUL-terminated and lives across the call; `key`
+        // is valid for writes of `XTS_KEY_SIZE` bytes and ours alone;
+        // `found_len` is a valid `c_uint`. The shim keeps none of the
+        // pointers, and on failure wipes `key` (which `buf` wipes again
+        // when dropped).
+        let err = unsafe {
+            vtier_keyring_read_logon(
+                name.as_char_ptr(),
+                key.as_mut_ptr(),
+                XTS_KEY_SIZE as c_uint,
+                &mut found_len,
+            )
+        };
+        to_result(err).map(|()| buf).map_err(|e| (e, found_len))
     }
 }
 

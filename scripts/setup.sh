@@ -21,6 +21,8 @@ APT_PACKAGES=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio kmod
 	libclang-19-dev clang-19 lld-19 llvm-19
 	busybox-static fio e2fsprogs util-linux
+	# keyctl (logon keys) and dmsetup (dm-crypt) in the test guest.
+	keyutils dmsetup
 	# ISA-L, a peer the erasure-coding benchmark measures when present.
 	libisal-dev
 )

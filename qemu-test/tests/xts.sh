@@ -14,8 +14,8 @@
 #   (/tests/data/xts-blocks.txt, checked by `cargo test --test xts`);
 # - the configfs `key` attribute takes 128 hex digits, never shows them,
 #   refuses anything else and changes while powered, and power=1 refuses a
-#   key for a volume that is not encrypted (encrypted volumes cannot be
-#   formatted yet, so the key check value is tested in userspace).
+#   key for a volume that is not encrypted (keys of encrypted volumes, the
+#   key check value and the keyring: keys.sh).
 set -eu
 # shellcheck source=../guest/lib.sh
 . /usr/lib/vtier/lib.sh
