@@ -13,6 +13,7 @@ mod bdev;
 mod blk;
 mod configfs;
 mod crypto;
+mod ec_simd;
 mod volume;
 mod kcompat;
 mod path;
@@ -53,12 +54,14 @@ engine_modules! {
     cipher = "../engine/src/cipher.rs";
     cipher_kat = "../engine/src/cipher_kat.rs";
     crc32c = "../engine/src/crc32c.rs";
+    datalog = "../engine/src/datalog.rs";
     device = "../engine/src/device.rs";
     encryption = "../engine/src/encryption.rs";
     error = "../engine/src/error.rs";
     fault_device = "../engine/src/fault_device.rs";
     page_cache = "../engine/src/page_cache.rs";
     paddr = "../engine/src/paddr.rs";
+    store = "../engine/src/store.rs";
     summary = "../engine/src/summary.rs";
     superblock = "../engine/src/superblock.rs";
     txn = "../engine/src/txn.rs";
@@ -100,6 +103,8 @@ impl kernel::InPlaceModule for VtierModule {
         // Before anything is registered: a cipher that gives wrong answers
         // refuses the module.
         let selftest = xts_selftest::check_at_load();
+        // Chooses the erasure codec's SIMD kernel; never fails.
+        ec_simd::check_at_load();
         let debugfs = kernel::debugfs::Dir::new(c"vtier");
         let xts_file = xts_selftest::debugfs_file(&debugfs);
         try_pin_init!(Self {

@@ -21,8 +21,14 @@ use crate::superblock::BLOCK_SIZE;
 pub const EXTENT_CSUM: u32 = 1 << 0;
 /// Flag: the data is ciphertext (AES-XTS with the volume's fixed tweak, T3).
 pub const EXTENT_ENCRYPTED: u32 = 1 << 1;
+/// Flag: the block before [`Extent::paddr`] is the data log entry header
+/// this extent's data was written with (see `crate::datalog`). A slice
+/// keeps it only if it starts where the extent starts, so exactly one
+/// piece of an entry owns its header, and whoever frees that piece frees
+/// the header too.
+pub const EXTENT_HEADED: u32 = 1 << 2;
 /// Every flag this format version knows; others must be zero.
-pub const EXTENT_KNOWN_FLAGS: u32 = EXTENT_CSUM | EXTENT_ENCRYPTED;
+pub const EXTENT_KNOWN_FLAGS: u32 = EXTENT_CSUM | EXTENT_ENCRYPTED | EXTENT_HEADED;
 /// Longest extent, in blocks (4 GiB): bounds merging and every range walk.
 pub const MAX_EXTENT_LEN: u32 = 1 << 20;
 
@@ -56,7 +62,8 @@ impl Extent {
     }
 
     /// The piece `skip..skip + len` of this extent. The piece keeps the
-    /// checksum only if it is the whole extent.
+    /// checksum only if it is the whole extent, and [`EXTENT_HEADED`] only
+    /// if it starts where the extent starts.
     pub fn slice(&self, skip: u32, len: u32) -> Result<Self> {
         let end = skip.checked_add(len).ok_or(Error::InvalidArgument)?;
         if len == 0 || end > self.len {
@@ -72,7 +79,7 @@ impl Extent {
                 .ok_or(Error::InvalidArgument)?,
             len,
             csum: 0,
-            flags: self.flags & !EXTENT_CSUM,
+            flags: self.flags & !EXTENT_CSUM & if skip == 0 { !0 } else { !EXTENT_HEADED },
         })
     }
 
@@ -186,5 +193,20 @@ mod tests {
         assert_eq!(e.slice(0, 10), Ok(e));
         assert!(e.slice(5, 6).is_err());
         assert!(e.slice(0, 0).is_err());
+    }
+
+    #[test]
+    fn only_the_first_piece_owns_the_header() {
+        let e = Extent {
+            paddr: PAddr::perf(100).unwrap(),
+            len: 10,
+            csum: 5,
+            flags: EXTENT_CSUM | EXTENT_HEADED | EXTENT_ENCRYPTED,
+        };
+        assert_eq!(e.slice(0, 3).unwrap().flags, EXTENT_HEADED | EXTENT_ENCRYPTED);
+        assert_eq!(e.slice(3, 7).unwrap().flags, EXTENT_ENCRYPTED);
+        assert_eq!(e.slice(0, 10).unwrap(), e);
+        // Two pieces of one entry differ in flags and never glue back.
+        assert_eq!(e.slice(0, 3).unwrap().merge(&e.slice(3, 7).unwrap()), None);
     }
 }

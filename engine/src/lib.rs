@@ -53,6 +53,7 @@ pub mod cipher_kat;
 #[cfg(feature = "std")]
 pub mod cipher_soft;
 pub mod crc32c;
+pub mod datalog;
 pub mod device;
 pub mod encryption;
 pub mod error;
@@ -62,6 +63,7 @@ pub mod file_device;
 pub mod kcompat;
 pub mod paddr;
 pub mod page_cache;
+pub mod store;
 pub mod summary;
 pub mod superblock;
 pub mod txn;

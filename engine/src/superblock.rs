@@ -25,7 +25,7 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Size of every vtier block, metadata and data alike.
 pub const BLOCK_SIZE: usize = 4096;
 /// On-disk format version this engine writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// `"VTIERSB\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
 /// Block numbers of the two superblock copies.

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The data path of a vtier device: what `/dev/vtierN` reads and writes.
+//!
+//! A write becomes one data log entry per [`MAX_ENTRY_BLOCKS`] blocks on
+//! the performance tier ([`crate::datalog`]): the data is encrypted once,
+//! with the volume's fixed tweak, into the caller's buffer, the entry is
+//! written to blocks the allocator gives (after the previous entry while
+//! there is room), and one transaction maps the logical blocks to it
+//! ([`LbaMap`]). What the write displaced is freed once that transaction
+//! has committed. A read looks every piece up through the map, reads it
+//! where it lives, checks the entry checksum when the piece is a whole
+//! entry, and decrypts. Unmapped blocks read as zeros; a discard unmaps.
+//!
+//! Durability is the block layer's: a completed write survives a crash
+//! once a later [`Store::flush`] has completed. The flush commits the
+//! redo records, and every WAL commit flushes the data entries first, so
+//! a map that survives a crash never points at data that did not.
+//!
+//! The store is single-threaded: the kernel serialises calls with a lock.
+
+use crate::btree_extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
+use crate::checkpoint::FormatOptions;
+use crate::cipher::{Tweak, XtsCipher};
+use crate::crc32c::crc32c;
+use crate::datalog::{self, Entry, ENTRY_ENCRYPTED, MAX_ENTRY_BLOCKS};
+use crate::device::{BlockDevice, BLOCK_SIZE};
+use crate::encryption::Encryption;
+use crate::error::{Error, Result};
+use crate::kcompat::{KVec, GFP_KERNEL};
+use crate::paddr::{Location, PAddr};
+use crate::superblock::Superblock;
+use crate::txn::Outcome;
+use crate::txn_map::{release, LbaMap};
+use crate::wal_block::volume_tag;
+
+/// Committed map updates the tuple cache holds before a checkpoint is
+/// forced (bounds the cache's memory and the replay after a crash).
+pub const CHECKPOINT_TUPLES: usize = 4096;
+
+/// Counters (debugfs, `vtierctl`, tests).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Read calls.
+    pub reads: u64,
+    /// Write calls.
+    pub writes: u64,
+    /// Discard calls.
+    pub discards: u64,
+    /// Flush calls.
+    pub flushes: u64,
+    /// Blocks read from the device for reads (holes not counted).
+    pub blocks_read: u64,
+    /// Data blocks written (headers not counted).
+    pub blocks_written: u64,
+    /// Data log entries written.
+    pub entries: u64,
+    /// Blocks encrypted or decrypted.
+    pub cipher_calls: u64,
+    /// Entries whose data did not match their checksum on a read.
+    pub checksum_errors: u64,
+    /// Checkpoints run by the store.
+    pub checkpoints: u64,
+}
+
+/// Logical blocks a device exports: two fifths of the performance tier's
+/// data area. A 4 KiB write takes two blocks (header and data), and
+/// displaced blocks stay allocated until the next checkpoint, so this is
+/// what can always be written, whatever the pattern, until the tiering
+/// moves data on to the capacity tier.
+pub fn capacity(sb: &Superblock) -> u64 {
+    sb.nr_blocks.saturating_sub(sb.data_start) / 5 * 2
+}
+
+/// The key id recorded in entries: the first four bytes of the key check
+/// value (0 when not encrypted).
+fn key_id(enc: &Encryption) -> u32 {
+    match enc {
+        Encryption::None => 0,
+        Encryption::AesXts { kcv, .. } => {
+            let id = u32::from_le_bytes([kcv[0], kcv[1], kcv[2], kcv[3]]);
+            id.max(1)
+        }
+    }
+}
+
+/// Checks that `cipher` fits the volume: a key for an encrypted volume
+/// ([`Error::WrongKey`] if it is missing or wrong), none for a plain one.
+fn check_cipher<C: XtsCipher>(enc: &Encryption, cipher: Option<&C>) -> Result {
+    match (enc, cipher) {
+        (Encryption::None, None) => Ok(()),
+        (Encryption::None, Some(_)) => Err(Error::InvalidArgument),
+        (Encryption::AesXts { .. }, None) => Err(Error::WrongKey),
+        (Encryption::AesXts { .. }, Some(c)) => enc.check_key(c),
+    }
+}
+
+/// The data path over a performance device. See the module docs.
+pub struct Store<D: BlockDevice, C: XtsCipher> {
+    map: LbaMap<D>,
+    cipher: Option<C>,
+    tweak: Tweak,
+    key_id: u32,
+    tag: u64,
+    nr_lbas: u64,
+    /// Where the next entry should go.
+    hint: u64,
+    header: KVec<u8>,
+    displaced: KVec<Extent>,
+    stats: StoreStats,
+}
+
+impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
+    /// Formats `dev` as the performance device of a new volume (see
+    /// [`LbaMap::format`]; `opts.encryption` says how it is encrypted) and
+    /// opens it with `cipher`.
+    pub fn format(dev: D, opts: &FormatOptions, cipher: Option<C>) -> Result<Self> {
+        check_cipher(&opts.encryption, cipher.as_ref())?;
+        let dev = LbaMap::format(dev, opts)?.into_device();
+        Self::open(dev, cipher)
+    }
+
+    /// Opens the volume on `dev`: the key is checked before anything is
+    /// written, then the map is recovered (see [`LbaMap::open_accounted`]).
+    pub fn open(dev: D, cipher: Option<C>) -> Result<Self> {
+        let mut map = LbaMap::open_accounted(dev, |sb| check_cipher(&sb.encryption, cipher.as_ref()))?;
+        let sb = map.superblock();
+        let mut header = KVec::new();
+        header.resize(BLOCK_SIZE, 0u8, GFP_KERNEL)?;
+        Ok(Self {
+            tweak: sb.encryption.tweak().copied().unwrap_or([0; 16]),
+            key_id: key_id(&sb.encryption),
+            tag: volume_tag(&sb.volume_uuid),
+            nr_lbas: capacity(&sb),
+            hint: sb.data_start,
+            map,
+            cipher,
+            header,
+            displaced: KVec::new(),
+            stats: StoreStats::default(),
+        })
+    }
+
+    /// Logical blocks the device exports.
+    pub fn nr_lbas(&self) -> u64 {
+        self.nr_lbas
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StoreStats {
+        self.stats
+    }
+
+    /// The map (tests, tools).
+    pub fn map(&mut self) -> &mut LbaMap<D> {
+        &mut self.map
+    }
+
+    /// Checks that `lba .. lba + blocks` is inside the device and that
+    /// `len` bytes are whole blocks; returns the number of blocks.
+    fn check_range(&self, lba: u64, len: usize) -> Result<u64> {
+        if len == 0 || len % BLOCK_SIZE != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let n = (len / BLOCK_SIZE) as u64;
+        match lba.checked_add(n) {
+            Some(end) if end <= self.nr_lbas => Ok(n),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    /// Reads `buf.len() / BLOCK_SIZE` blocks from `lba` into `buf`.
+    pub fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result {
+        let n = self.check_range(lba, buf.len())?;
+        self.stats.reads += 1;
+        let txn = self.map.begin()?;
+        let r = self.read_in(&txn, lba, n, buf);
+        self.map.abort(txn);
+        r
+    }
+
+    fn read_in(&mut self, txn: &crate::txn::Txn, lba: u64, n: u64, buf: &mut [u8]) -> Result {
+        let mut at = 0u64;
+        while at < n {
+            let piece = self.map.lookup(txn, lba + at, n - at)?;
+            let len = piece.len.min(n - at);
+            let from = at as usize * BLOCK_SIZE;
+            let to = (at + len) as usize * BLOCK_SIZE;
+            let out = buf.get_mut(from..to).ok_or(Error::InvalidArgument)?;
+            match piece.value {
+                None => out.fill(0),
+                Some(ext) => self.read_extent(&ext, out)?,
+            }
+            at += len;
+        }
+        Ok(())
+    }
+
+    /// Reads the (sliced) extent `ext`, `out.len()` bytes of it.
+    fn read_extent(&mut self, ext: &Extent, out: &mut [u8]) -> Result {
+        let Location::Perf { block } = ext.paddr.location() else {
+            // Nothing moves data off the performance tier yet.
+            return Err(Error::Corrupt {
+                block: ext.paddr.error_block(),
+                what: "extent outside the performance tier",
+            });
+        };
+        let (_, dev) = self.map.volume_and_device();
+        dev.read(block, out)?;
+        self.stats.blocks_read += (out.len() / BLOCK_SIZE) as u64;
+        if ext.flags & EXTENT_CSUM != 0
+            && out.len() == ext.len as usize * BLOCK_SIZE
+            && crc32c(out) != ext.csum
+        {
+            self.stats.checksum_errors += 1;
+            return Err(Error::BadChecksum { block });
+        }
+        if ext.flags & EXTENT_ENCRYPTED != 0 {
+            let cipher = self.cipher.as_ref().ok_or(Error::WrongKey)?;
+            for b in out.chunks_exact_mut(BLOCK_SIZE) {
+                cipher.decrypt_unit(b, &self.tweak)?;
+                self.stats.cipher_calls += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at `lba`. `buf` is the store's to use: on an encrypted
+    /// volume it holds ciphertext afterwards.
+    pub fn write(&mut self, lba: u64, buf: &mut [u8]) -> Result {
+        self.check_range(lba, buf.len())?;
+        self.stats.writes += 1;
+        let mut at = 0u64;
+        for chunk in buf.chunks_mut(MAX_ENTRY_BLOCKS as usize * BLOCK_SIZE) {
+            self.write_entry(lba + at, chunk)?;
+            at += (chunk.len() / BLOCK_SIZE) as u64;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints when due; counts it.
+    fn maybe_checkpoint(&mut self) -> Result {
+        if self.map.checkpoint_if_needed(CHECKPOINT_TUPLES)? {
+            self.stats.checkpoints += 1;
+        }
+        Ok(())
+    }
+
+    /// Allocates `len` blocks for an entry; a full device is checkpointed
+    /// once (which makes the displaced blocks free) before `NoSpace`.
+    fn alloc_entry(&mut self, len: u32) -> Result<u64> {
+        for attempt in 0..2 {
+            let hint = self.hint;
+            let (vol, dev) = self.map.volume_and_device();
+            match vol.alloc()?.alloc_extent(dev, hint, len) {
+                Err(Error::NoSpace) if attempt == 0 => {
+                    self.map.checkpoint()?;
+                    self.stats.checkpoints += 1;
+                }
+                r => return r,
+            }
+        }
+        Err(Error::NoSpace)
+    }
+
+    /// One entry: at most [`MAX_ENTRY_BLOCKS`] blocks.
+    fn write_entry(&mut self, lba: u64, data: &mut [u8]) -> Result {
+        let nr = (data.len() / BLOCK_SIZE) as u32;
+        self.maybe_checkpoint()?;
+        let encrypted = self.cipher.is_some();
+        if let Some(cipher) = &self.cipher {
+            for b in data.chunks_exact_mut(BLOCK_SIZE) {
+                cipher.encrypt_unit(b, &self.tweak)?;
+                self.stats.cipher_calls += 1;
+            }
+        }
+        let start = self.alloc_entry(nr + 1)?;
+        let r = self.place_entry(lba, start, data, encrypted);
+        if r.is_err() {
+            // Nothing maps the entry: give its blocks back.
+            let (vol, dev) = self.map.volume_and_device();
+            let _ = vol.alloc().and_then(|a| a.free(dev, start, nr + 1));
+        }
+        r
+    }
+
+    /// Writes the entry at `start` and maps it; frees what it displaced.
+    fn place_entry(&mut self, lba: u64, start: u64, data: &[u8], encrypted: bool) -> Result {
+        let nr = (data.len() / BLOCK_SIZE) as u32;
+        let data_crc = crc32c(data);
+        let txn = self.map.begin()?;
+        let entry = Entry {
+            // The commit below is the next one: the store is the only
+            // writer and holds no other transaction open.
+            seq: self.map.txns().last_seq() + 1,
+            lba,
+            nr_blocks: nr,
+            key_id: if encrypted { self.key_id } else { 0 },
+            data_crc,
+            flags: if encrypted { ENTRY_ENCRYPTED } else { 0 },
+        };
+        let r = self.log_and_map(&txn, &entry, start, data);
+        let txn = match r {
+            Ok(()) => txn,
+            Err(e) => {
+                self.map.abort(txn);
+                return Err(e);
+            }
+        };
+        match self.map.commit(txn, false)? {
+            Outcome::Committed { .. } => {}
+            Outcome::Aborted => return Err(Error::InvalidArgument),
+        }
+        self.hint = start + 1 + u64::from(nr);
+        self.stats.entries += 1;
+        self.stats.blocks_written += u64::from(nr);
+        self.release_displaced()
+    }
+
+    fn log_and_map(&mut self, txn: &crate::txn::Txn, entry: &Entry, start: u64, data: &[u8]) -> Result {
+        datalog::encode(entry, start, self.tag, &mut self.header)?;
+        let (_, dev) = self.map.volume_and_device();
+        dev.write(start, &self.header)?;
+        dev.write(start + 1, data)?;
+        let mut flags = EXTENT_CSUM | EXTENT_HEADED;
+        if entry.flags & ENTRY_ENCRYPTED != 0 {
+            flags |= EXTENT_ENCRYPTED;
+        }
+        let ext = Extent {
+            paddr: PAddr::perf(start + 1)?,
+            len: entry.nr_blocks,
+            csum: entry.data_crc,
+            flags,
+        };
+        self.displaced.clear();
+        self.map
+            .mapped_in(txn, entry.lba, u64::from(entry.nr_blocks), &mut self.displaced)?;
+        self.map.map(txn, entry.lba, ext)
+    }
+
+    /// Frees the extents the last commit displaced (at the next
+    /// checkpoint). A failure here means the allocator and the map
+    /// disagree: the volume is corrupt, and the error says so.
+    fn release_displaced(&mut self) -> Result {
+        let (vol, dev) = self.map.volume_and_device();
+        let alloc = vol.alloc()?;
+        for ext in self.displaced.iter() {
+            release(alloc, dev, ext)?;
+        }
+        self.displaced.clear();
+        Ok(())
+    }
+
+    /// Unmaps `nr` blocks from `lba`; they read as zeros afterwards.
+    pub fn discard(&mut self, lba: u64, nr: u64) -> Result {
+        let len = usize::try_from(nr)
+            .ok()
+            .and_then(|n| n.checked_mul(BLOCK_SIZE))
+            .ok_or(Error::InvalidArgument)?;
+        self.check_range(lba, len)?;
+        self.stats.discards += 1;
+        let step = u64::from(crate::btree_extent::MAX_EXTENT_LEN);
+        let mut at = 0;
+        while at < nr {
+            let len = step.min(nr - at);
+            self.maybe_checkpoint()?;
+            let txn = self.map.begin()?;
+            self.displaced.clear();
+            let r = self
+                .map
+                .mapped_in(&txn, lba + at, len, &mut self.displaced)
+                .and_then(|()| self.map.unmap(&txn, lba + at, len));
+            if let Err(e) = r {
+                self.map.abort(txn);
+                return Err(e);
+            }
+            match self.map.commit(txn, false)? {
+                Outcome::Committed { .. } => {}
+                Outcome::Aborted => return Err(Error::InvalidArgument),
+            }
+            self.release_displaced()?;
+            at += len;
+        }
+        Ok(())
+    }
+
+    /// Makes every completed write and discard durable.
+    pub fn flush(&mut self) -> Result {
+        self.stats.flushes += 1;
+        let (vol, dev) = self.map.volume_and_device();
+        vol.commit(dev)
+    }
+
+    /// Checkpoints and returns the device (clean shutdown).
+    pub fn close(mut self) -> Result<D> {
+        self.map.checkpoint()?;
+        Ok(self.map.into_device())
+    }
+
+    /// Verifies the data log entry that owns the extent mapping `lba`, if
+    /// that extent still starts its entry: header and data checksum.
+    /// Returns the entry (tests and `vtierctl check`).
+    pub fn verify_entry_at(&mut self, lba: u64) -> Result<Option<Entry>> {
+        let txn = self.map.begin()?;
+        let piece = self.map.lookup(&txn, lba, 1);
+        self.map.abort(txn);
+        let Some(ext) = piece?.value else {
+            return Ok(None);
+        };
+        let Location::Perf { block } = ext.paddr.location() else {
+            return Ok(None);
+        };
+        if ext.flags & EXTENT_HEADED == 0 {
+            return Ok(None);
+        }
+        let hblock = block.checked_sub(1).ok_or(Error::InvalidArgument)?;
+        let tag = self.tag;
+        let (_, dev) = self.map.volume_and_device();
+        let mut hdr = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+        dev.read(hblock, &mut hdr)?;
+        let entry = datalog::decode(&hdr, hblock, tag)?;
+        let mut data = KVec::from_elem(0u8, entry.nr_blocks as usize * BLOCK_SIZE, GFP_KERNEL)?;
+        dev.read(block, &mut data)?;
+        datalog::verify_data(&entry, &data, block)?;
+        Ok(Some(entry))
+    }
+}
