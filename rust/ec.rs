@@ -5,6 +5,8 @@
 
 #[path = "../ec/src/apply.rs"]
 pub(crate) mod apply;
+#[path = "../ec/src/backend.rs"]
+pub(crate) mod backend;
 #[path = "../ec/src/codec.rs"]
 pub(crate) mod codec;
 #[path = "../ec/src/error.rs"]

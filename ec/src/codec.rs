@@ -7,7 +7,8 @@
 //! slices (anything that is `AsRef<[u8]>`, and `AsMut<[u8]>` where written),
 //! and the matrices live in fixed-size arrays.
 
-use super::apply::{apply, Compare, Store};
+use super::apply::{apply, Compare};
+use super::backend::{GfKernel, Scalar};
 use super::error::{Error, Result};
 use super::limits::{Row, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, MAX_TOTAL_SHARDS};
 use super::matrix::{parity_rows, solve_right, Rows, Square};
@@ -74,15 +75,37 @@ impl ReedSolomon {
 
     /// Computes the `m` parity shards from the `k` data shards.
     pub fn encode<D: AsRef<[u8]>, P: AsMut<[u8]>>(&self, data: &[D], parity: &mut [P]) -> Result {
+        self.encode_with(&Scalar, data, parity)
+    }
+
+    /// [`Self::encode`] with the hot loop of `kern`.
+    pub fn encode_with<K: GfKernel + ?Sized, D: AsRef<[u8]>, P: AsMut<[u8]>>(
+        &self,
+        kern: &K,
+        data: &[D],
+        parity: &mut [P],
+    ) -> Result {
         if data.len() != self.k || parity.len() != self.m {
             return Err(Error::WrongShardCount);
         }
         let len = common_len(data.iter().map(|d| d.as_ref()))?;
-        if parity.iter_mut().any(|p| p.as_mut().len() != len) {
+        let mut inputs: [&[u8]; MAX_DATA_SHARDS] = [&[]; MAX_DATA_SHARDS];
+        for (i, d) in inputs.iter_mut().zip(data) {
+            *i = d.as_ref();
+        }
+        let mut outputs: [&mut [u8]; MAX_PARITY_SHARDS] = Default::default();
+        for (o, p) in outputs.iter_mut().zip(parity.iter_mut()) {
+            *o = p.as_mut();
+        }
+        if outputs[..self.m].iter().any(|p| p.len() != len) {
             return Err(Error::ShardSizeMismatch);
         }
-        let mut sink = Store { outputs: parity };
-        apply(&self.parity[..self.m], data, len, &mut sink)
+        kern.apply(
+            &self.parity[..self.m],
+            &inputs[..self.k],
+            &mut outputs[..self.m],
+            len,
+        )
     }
 
     /// [`Self::encode`] on one slice of all `k + m` shards, data first.
@@ -118,7 +141,17 @@ impl ReedSolomon {
         shards: &mut [S],
         present: &[bool],
     ) -> Result {
-        self.rebuild(shards, present, self.total_shards())
+        self.rebuild(&Scalar, shards, present, self.total_shards())
+    }
+
+    /// [`Self::reconstruct`] with the hot loop of `kern`.
+    pub fn reconstruct_with<K: GfKernel + ?Sized, S: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        kern: &K,
+        shards: &mut [S],
+        present: &[bool],
+    ) -> Result {
+        self.rebuild(kern, shards, present, self.total_shards())
     }
 
     /// As [`Self::reconstruct`], but rebuilds only missing data shards and
@@ -128,7 +161,17 @@ impl ReedSolomon {
         shards: &mut [S],
         present: &[bool],
     ) -> Result {
-        self.rebuild(shards, present, self.k)
+        self.rebuild(&Scalar, shards, present, self.k)
+    }
+
+    /// [`Self::reconstruct_data`] with the hot loop of `kern`.
+    pub fn reconstruct_data_with<K: GfKernel + ?Sized, S: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        kern: &K,
+        shards: &mut [S],
+        present: &[bool],
+    ) -> Result {
+        self.rebuild(kern, shards, present, self.k)
     }
 
     /// Row `i` of the full `(k+m)×k` encoding matrix.
@@ -144,8 +187,9 @@ impl ReedSolomon {
     }
 
     /// Rebuilds the missing shards among the first `limit`.
-    fn rebuild<S: AsRef<[u8]> + AsMut<[u8]>>(
+    fn rebuild<K: GfKernel + ?Sized, S: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
+        kern: &K,
         shards: &mut [S],
         present: &[bool],
         limit: usize,
@@ -202,10 +246,7 @@ impl ReedSolomon {
                 no += 1;
             }
         }
-        let mut sink = Store {
-            outputs: &mut outputs[..no],
-        };
-        apply(&rows[..nt], &inputs[..ni], len, &mut sink)
+        kern.apply(&rows[..nt], &inputs[..ni], &mut outputs[..no], len)
     }
 }
 

@@ -20,6 +20,9 @@ pub enum Error {
     /// A decoding matrix was singular. Cannot happen for a valid codec; kept
     /// as an error so that a bug is not a panic.
     Singular,
+    /// A [`super::backend::GfKernel`] outside this crate (the C SIMD code)
+    /// refused a call that the codec's checks allowed.
+    Backend,
 }
 
 /// Result with the codec's [`Error`].
@@ -35,6 +38,7 @@ impl core::fmt::Display for Error {
             Error::EmptyShard => "empty shards",
             Error::TooFewShardsPresent => "too few shards present to reconstruct",
             Error::Singular => "singular decoding matrix",
+            Error::Backend => "GF kernel refused the call",
         };
         f.write_str(s)
     }

@@ -23,12 +23,14 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod backend;
 pub mod codec;
 pub mod error;
 pub mod gf;
 pub mod limits;
 pub mod matrix;
 
+pub use backend::{GfKernel, Scalar};
 pub use codec::ReedSolomon;
 pub use error::{Error, Result};
 pub use limits::{MAX_DATA_SHARDS, MAX_PARITY_SHARDS};
