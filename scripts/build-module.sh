@@ -20,7 +20,7 @@ mkdir -p "$out"
 # Only the files the module is built from; tar keeps timestamps so kbuild
 # rebuilds only what changed.
 srcs=()
-for p in Kbuild rust engine/src ec/src crypto_shim; do
+for p in Kbuild rust engine/src ec/src ec/c crypto_shim; do
 	[ -e "$VTIER_TOP/$p" ] && srcs+=("$p")
 done
 (cd "$VTIER_TOP" && tar -cf - "${srcs[@]}") | (cd "$out" && tar -xf -)
