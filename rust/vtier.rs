@@ -13,6 +13,7 @@ mod bdev;
 mod blk;
 mod configfs;
 mod crypto;
+mod ec_simd;
 mod volume;
 mod kcompat;
 mod path;
@@ -102,6 +103,8 @@ impl kernel::InPlaceModule for VtierModule {
         // Before anything is registered: a cipher that gives wrong answers
         // refuses the module.
         let selftest = xts_selftest::check_at_load();
+        // Chooses the erasure codec's SIMD kernel; never fails.
+        ec_simd::check_at_load();
         let debugfs = kernel::debugfs::Dir::new(c"vtier");
         let xts_file = xts_selftest::debugfs_file(&debugfs);
         try_pin_init!(Self {
