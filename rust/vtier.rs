@@ -62,6 +62,12 @@ engine_modules! {
     page_cache = "../engine/src/page_cache.rs";
     paddr = "../engine/src/paddr.rs";
     store = "../engine/src/store.rs";
+    stripe_chunk = "../engine/src/stripe_chunk.rs";
+    stripe_geom = "../engine/src/stripe_geom.rs";
+    stripe_member = "../engine/src/stripe_member.rs";
+    stripe_meta = "../engine/src/stripe_meta.rs";
+    stripe_repair = "../engine/src/stripe_repair.rs";
+    stripe_store = "../engine/src/stripe_store.rs";
     summary = "../engine/src/summary.rs";
     superblock = "../engine/src/superblock.rs";
     txn = "../engine/src/txn.rs";

@@ -32,6 +32,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Reed-Solomon (`ec/src`), at `crate::ec` as in the kernel crate root.
+pub use vtier_ec as ec;
+
 pub mod alloc_geom;
 pub mod alloc_io;
 pub mod allocator;
@@ -64,6 +67,12 @@ pub mod kcompat;
 pub mod paddr;
 pub mod page_cache;
 pub mod store;
+pub mod stripe_chunk;
+pub mod stripe_geom;
+pub mod stripe_member;
+pub mod stripe_meta;
+pub mod stripe_repair;
+pub mod stripe_store;
 pub mod summary;
 pub mod superblock;
 pub mod txn;
