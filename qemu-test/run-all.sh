@@ -85,7 +85,7 @@ fi
 
 log "guest-$flavour: vtierctl"
 (cd "$VTIER_TOP" && cargo build --quiet --release -p vtierctl) || die "cargo build -p vtierctl failed"
-vtierctl=$VTIER_TOP/target/release/vtierctl
+vtierctl=${CARGO_TARGET_DIR:-$VTIER_TOP/target}/release/vtierctl
 
 log "guest-$flavour: initramfs"
 mkdir -p "$VTIER_CACHE/initramfs"
