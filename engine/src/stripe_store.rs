@@ -865,6 +865,10 @@ impl<D: BlockDevice> StripeStore<D> {
         m.stats.state = MemberState::Rebuilding;
         self.rebuild = Some((i, 0));
         self.write_headers()?;
+        if self.rebuild.is_none() {
+            // The replacement failed its header write.
+            return Err(Error::Io);
+        }
         Ok(old)
     }
 }
