@@ -86,6 +86,12 @@ impl StripeGeometry {
             return Err(Error::InvalidArgument);
         }
         let meta_blocks = HEADER_COPIES + 2 * Geometry::new(nr_stripes)?.copy_blocks();
+        // Every block number derived from the geometry fits a u64.
+        slots
+            .checked_mul(u64::from(chunk_blocks) + 1)
+            .and_then(|b| b.checked_add(meta_blocks))
+            .and_then(|b| b.checked_add(area_start))
+            .ok_or(Error::InvalidArgument)?;
         Ok(Self {
             k,
             m,
@@ -247,5 +253,11 @@ mod tests {
         assert!(StripeGeometry::new(25, 1, 30, 1, 0, 1000).is_err());
         assert!(StripeGeometry::new(2, 1, 65, 1, 0, 1000).is_err());
         assert!(StripeGeometry::new(2, 1, 3, 1 << 20, 0, u64::MAX).is_err());
+        // Fields read from a device that would overflow a block number.
+        assert!(StripeGeometry::with_slots(2, 1, 3, 4096, 0, u64::MAX / 3).is_err());
+        assert!(StripeGeometry::with_slots(2, 1, 3, 1, u64::MAX - 10, 100).is_err());
+        let g = StripeGeometry::with_slots(2, 1, 3, 1, 0, u64::MAX / 8).unwrap();
+        assert_eq!(g.nr_stripes, 1 << 32);
+        assert!(g.chunk_location(g.nr_stripes - 1, 2).is_some());
     }
 }

@@ -35,6 +35,18 @@ pub enum MemberState {
     Rebuilding,
 }
 
+impl MemberState {
+    /// The state's name, for status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Ok => "ok",
+            MemberState::Failed => "failed",
+            MemberState::Missing => "missing",
+            MemberState::Rebuilding => "rebuilding",
+        }
+    }
+}
+
 /// Counters of one member, for debugfs, sysfs and `vtierctl status`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub struct MemberStats {

@@ -297,6 +297,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any header with a valid checksum decodes or is refused, never a
+        /// panic; one that decodes gives a usable geometry.
+        #[test]
+        fn arbitrary_fields_never_panic(
+            words in proptest::collection::vec(proptest::num::u64::ANY, 32),
+            small in proptest::collection::vec(0u64..100, 32),
+            mix in proptest::num::u32::ANY,
+        ) {
+            let h = sample();
+            let block = header_block(&h.geom, h.generation);
+            let mut buf = [0u8; BLOCK_SIZE];
+            encode(&h, block, &mut buf).unwrap();
+            for i in 0..32 {
+                // Mostly small values, so that some decode.
+                let v = if mix >> i & 1 == 1 { words[i] } else { small[i] };
+                let at = 0x18 + 8 * i;
+                if at + 8 <= HEADER_SIZE && (mix >> (i % 7)) & 3 == 0 {
+                    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            let sum = crc32c(&buf[4..]);
+            buf[..4].copy_from_slice(&sum.to_le_bytes());
+            if let Ok(d) = decode(&buf, block) {
+                let g = d.geom;
+                let last = g.chunk_location(g.nr_stripes - 1, g.width() - 1);
+                proptest::prop_assert!(last.is_some_and(|(_, b)| b < g.member_blocks()));
+            }
+        }
+    }
+
     #[test]
     fn inconsistent_fields_are_corrupt_even_with_a_good_crc() {
         let base = sample();

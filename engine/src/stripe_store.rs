@@ -417,6 +417,69 @@ impl<D: BlockDevice> StripeStore<D> {
         self.alloc.free_blocks()
     }
 
+    /// Writes the store's state and counters as text, one fact per line
+    /// (`name: value ...`), for debugfs and `vtierctl status`.
+    pub fn write_status(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let g = &self.geom;
+        let health = if self.failed {
+            "failed (read-only until reopened)"
+        } else if self.is_read_only() {
+            "read-only (more than m members lost)"
+        } else if self.lost() > 0 {
+            "degraded"
+        } else {
+            "ok"
+        };
+        writeln!(
+            out,
+            "geometry: {}+{} on {} members, chunk {} blocks, {} stripes",
+            g.k, g.m, g.nr_members, g.chunk_blocks, g.nr_stripes
+        )?;
+        writeln!(out, "health: {health}, {} members lost", self.lost())?;
+        let free = self.alloc.free_blocks();
+        writeln!(out, "stripes: {} used, {free} free", g.nr_stripes - free)?;
+        for (i, m) in self.members.iter().enumerate() {
+            let st = &m.stats;
+            writeln!(
+                out,
+                "member {i}: {} read_errors {} write_errors {} checksum_errors {} reconstructions {} repairs {}",
+                st.state.name(),
+                st.read_errors,
+                st.write_errors,
+                st.checksum_errors,
+                st.reconstructions,
+                st.repairs
+            )?;
+        }
+        let s = &self.stats;
+        writeln!(
+            out,
+            "io: written {} reads {} degraded {} unreadable {} freed {} commits {}",
+            s.stripes_written,
+            s.reads,
+            s.degraded_reads,
+            s.unreadable_reads,
+            s.stripes_freed,
+            s.commits
+        )?;
+        let r = self.rebuild_progress();
+        match r.member {
+            Some(i) => writeln!(out, "rebuild: member {i} {}/{} stripes", r.done, r.total)?,
+            None => writeln!(out, "rebuild: none")?,
+        }
+        writeln!(
+            out,
+            "rebuilt: {} chunks, {} stripes unrecoverable",
+            r.rebuilt, r.unrecoverable
+        )?;
+        let c = self.scrub_report();
+        writeln!(
+            out,
+            "scrub: checked {} checksum_errors {} read_errors {} parity_mismatches {} repaired {} unrepairable {}",
+            c.stripes_checked, c.checksum_errors, c.read_errors, c.parity_mismatches, c.repaired, c.unrepairable
+        )
+    }
+
     fn check_writable(&self) -> Result {
         if self.is_read_only() {
             Err(Error::ReadOnly)

@@ -146,6 +146,15 @@ fn up_to_m_lost_members_lose_nothing_and_more_make_the_store_read_only() {
     }
     store.commit().unwrap();
     assert_eq!(store.member_stats(1).unwrap().state, MemberState::Failed);
+    let mut status = String::new();
+    store.write_status(&mut status).unwrap();
+    assert!(
+        status.contains("health: degraded, 2 members lost"),
+        "{status}"
+    );
+    assert!(status.contains("member 1: failed read_errors"), "{status}");
+    assert!(status.contains("member 4: missing"), "{status}");
+    assert!(status.contains("stripes: 14 used"), "{status}");
     let mut store = reopen(store);
     assert_eq!(store.lost(), 2);
     assert!(!store.is_read_only());
