@@ -47,6 +47,26 @@ pub struct ScrubReport {
     /// Stripes that could not be repaired (fewer than `k` good chunks, or
     /// a parity mismatch that no single chunk explains).
     pub unrepairable: u64,
+    /// The first [`LISTED`] of them, by stripe id (`unrepairable` counts all).
+    pub unrepairable_ids: [u64; LISTED],
+}
+
+/// Unrepairable stripes a [`ScrubReport`] names.
+pub const LISTED: usize = 8;
+
+impl ScrubReport {
+    /// The unrepairable stripes named in the report.
+    pub fn listed(&self) -> &[u64] {
+        let n = (self.unrepairable as usize).min(LISTED);
+        &self.unrepairable_ids[..n]
+    }
+
+    fn unrepairable(&mut self, s: u64) {
+        if let Some(slot) = self.unrepairable_ids.get_mut(self.unrepairable as usize) {
+            *slot = s;
+        }
+        self.unrepairable += 1;
+    }
 }
 
 /// Where a scrub pass is.
@@ -207,7 +227,7 @@ impl<D: BlockDevice> StripeStore<D> {
             Ok(q) => q,
             Err(Error::Corrupt { .. }) => {
                 self.count_errors(&st);
-                self.repair.scrub.unrepairable += 1;
+                self.repair.scrub.unrepairable(s);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -224,7 +244,7 @@ impl<D: BlockDevice> StripeStore<D> {
             return match self.locate_bad_chunk(scratch, &mut present)? {
                 Some(j) => self.repair_chunks(s, seq, scratch, &[j]),
                 None => {
-                    self.repair.scrub.unrepairable += 1;
+                    self.repair.scrub.unrepairable(s);
                     Ok(())
                 }
             };
@@ -235,7 +255,7 @@ impl<D: BlockDevice> StripeStore<D> {
             .map_err(ec_error)?;
         if good > k && !self.codec.verify(&sh[..w]).map_err(ec_error)? {
             self.repair.scrub.parity_mismatches += 1;
-            self.repair.scrub.unrepairable += 1;
+            self.repair.scrub.unrepairable(s);
             return Ok(());
         }
         let mut targets = [0usize; MAX_TOTAL_SHARDS];
@@ -308,7 +328,7 @@ impl<D: BlockDevice> StripeStore<D> {
         let sb = self.geom.slot_bytes();
         if self.is_read_only() {
             if !targets.is_empty() {
-                self.repair.scrub.unrepairable += 1;
+                self.repair.scrub.unrepairable(s);
             }
             return Ok(());
         }

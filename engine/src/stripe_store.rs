@@ -44,7 +44,7 @@ use crate::ec::codec::ReedSolomon;
 use crate::ec::limits::MAX_TOTAL_SHARDS;
 use crate::error::{Error, Result};
 use crate::kcompat::{KVec, GFP_KERNEL};
-use crate::paddr::PAddr;
+use crate::paddr::{Location, PAddr};
 use crate::stripe_chunk::{self, ChunkHeader};
 use crate::stripe_geom::{StripeGeometry, HEADER_COPIES, MAX_MEMBERS};
 use crate::stripe_member::{Member, MemberState, MemberStats, MetaView};
@@ -477,7 +477,15 @@ impl<D: BlockDevice> StripeStore<D> {
             out,
             "scrub: checked {} checksum_errors {} read_errors {} parity_mismatches {} repaired {} unrepairable {}",
             c.stripes_checked, c.checksum_errors, c.read_errors, c.parity_mismatches, c.repaired, c.unrepairable
-        )
+        )?;
+        if !c.listed().is_empty() {
+            write!(out, "unrepairable stripes:")?;
+            for s in c.listed() {
+                write!(out, " {s}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result {
@@ -771,6 +779,14 @@ impl<D: BlockDevice> StripeStore<D> {
             done += n;
         }
         Ok(())
+    }
+
+    /// Reads the data blocks at stripe address `addr` (kind 3) into `out`.
+    pub fn read_paddr(&mut self, addr: PAddr, out: &mut [u8]) -> Result {
+        match addr.location() {
+            Location::Stripe { stripe, offset } => self.read_blocks(stripe, offset.into(), out),
+            _ => Err(Error::InvalidArgument),
+        }
     }
 
     /// Frees stripe `s` at the next commit (until then it stays readable).

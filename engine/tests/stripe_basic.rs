@@ -297,7 +297,24 @@ fn scrub_repairs_what_it_can_and_counts_the_rest() {
     assert_eq!(r.checksum_errors, 6);
     assert_eq!(r.repaired, 3);
     assert_eq!(r.unrepairable, 1);
+    assert_eq!(r.listed(), &[s2]);
     assert_eq!(r.parity_mismatches, 0);
+    let mut status = String::new();
+    store.write_status(&mut status).unwrap();
+    assert!(
+        status.contains(&format!("unrepairable stripes: {s2}\n")),
+        "{status}"
+    );
+    // A stripe address reads the same blocks.
+    let mut blk = vec![0u8; 2 * BLOCK_SIZE];
+    store
+        .read_paddr(PAddr::stripe(s1, 3).unwrap(), &mut blk)
+        .unwrap();
+    assert_eq!(blk, written[1].1[3 * BLOCK_SIZE..5 * BLOCK_SIZE]);
+    assert_eq!(
+        store.read_paddr(PAddr::perf(5).unwrap(), &mut blk),
+        Err(Error::InvalidArgument)
+    );
     // The repaired chunks were rewritten; the unrepairable ones untouched.
     assert_eq!(sh.flips.borrow().len(), 3);
     store.scrub_step(100).unwrap();
