@@ -17,6 +17,7 @@
 //! vtier: ec: GF kernel self-test passed: avx2 gfni-ymm (2+1 4+1 4+2 8+3 10+4 16+4 24+8); using gfni-ymm
 //! ```
 
+use kernel::bindings;
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
@@ -99,8 +100,8 @@ impl GfKernel for CSimd {
         // for `len` bytes (checked above); the outputs are `&mut`, so they
         // overlap neither each other nor an input. C keeps no pointer after
         // it returns, and 1 <= k <= 24, 1 <= m <= 8 are its limits too
-        // (`VTIER_EC_MAX_IN`/`OUT`). It may sleep only in the sense that
-        // `kernel_fpu_begin()` disables preemption for a bounded chunk.
+        // (`VTIER_EC_MAX_IN`/`OUT`). It never sleeps; `kernel_fpu_begin()`
+        // disables preemption for at most 32 KiB of each shard at a time.
         let rc = unsafe {
             vtier_ec_simd_apply(
                 self.kind,
@@ -113,10 +114,14 @@ impl GfKernel for CSimd {
                 len,
             )
         };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(EcError::Backend)
+        match rc {
+            0 => Ok(()),
+            // Vector registers are unusable in this context (an interrupt
+            // that interrupted other FPU use): the scalar loop does the job.
+            rc if rc == -(bindings::EBUSY as c_int) => {
+                Scalar.apply(rows, inputs, outputs, len)
+            }
+            _ => Err(EcError::Backend),
         }
     }
 

@@ -428,7 +428,9 @@ static void tables(unsigned int kind, const u8 *coef, size_t stride,
  * out[j][x] = sum over i < k of coef[j * stride + i] * in[i][x], for j < m
  * and x < len, with implementation kind. Every in[i] and out[j] holds at
  * least len bytes; outputs must not overlap inputs or each other. Returns
- * 0, or -EINVAL (kind not supported here, k or m out of range).
+ * 0, -EINVAL (kind not supported here, k or m out of range) or -EBUSY
+ * (vector registers unusable in this context, see irq_fpu_usable(): the
+ * caller then uses its scalar code). Outputs are unchanged on an error.
  */
 int vtier_ec_simd_apply(unsigned int kind, const u8 *coef, size_t stride,
 			unsigned int k, unsigned int m, const u8 *const *in,
@@ -444,6 +446,8 @@ int vtier_ec_simd_apply(unsigned int kind, const u8 *coef, size_t stride,
 	if (!k || k > VTIER_EC_MAX_IN || !m || m > VTIER_EC_MAX_OUT ||
 	    stride < k)
 		return -EINVAL;
+	if (!irq_fpu_usable())
+		return -EBUSY;
 	step = steps[kind];
 	vec = len - len % step;
 

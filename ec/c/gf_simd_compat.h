@@ -30,6 +30,7 @@
 #define min(a, b) ((a) < (b) ? (a) : (b))
 
 /* Userspace may use vector registers anywhere: the asm blocks own theirs. */
+#define irq_fpu_usable() 1
 #define kernel_fpu_begin() do { } while (0)
 #define kernel_fpu_end() do { } while (0)
 
