@@ -41,7 +41,7 @@ cargo test -q -p vtier-engine --test crash --test btree_crash -- --nocapture 2>&
 	grep -E "crash points tried" || true
 # The stripe store's model and crash harness figures (seconds).
 cargo test -q -p vtier-engine --test stripe_model -- --nocapture 2>&1 |
-	grep -E "^stripe (harness|crash points)" | sort -u || true
+	grep -oE "stripe (harness|crash points).*" | sort -u || true
 
 for flavour in ${VTIER_TEST_FLAVOURS:-release debug}; do
 	log "QEMU suite on the $flavour kernel"

@@ -494,3 +494,66 @@ fn ciphertext_moves_into_stripes_and_back_byte_for_byte_without_the_cipher() {
     }
     assert_eq!(back, plain);
 }
+
+#[test]
+fn failing_sectors_are_read_around_and_fail_their_member_after_the_limit() {
+    use vtier_engine::stripe_geom::StripeGeometry;
+    use vtier_engine::stripe_member::READ_ERROR_LIMIT;
+    let (k, m, n, blocks) = (3, 2, 5, 120u64);
+    let sh = Shared::new();
+    let geom = StripeGeometry::new(k, m, n as u32, 1, AREA, blocks - AREA).unwrap();
+    let (bad_member, bad_block) = geom.chunk_location(0, 1).unwrap();
+    let (wmember, wblock) = geom.chunk_location(2, 0).unwrap();
+    let mut devs = KVec::new();
+    for i in 0..n {
+        let mut d = blank(&sh, blocks);
+        if i == bad_member {
+            // The data block of stripe 0's chunk 1 cannot be read.
+            d.fd.fail_reads(bad_block + 1).unwrap();
+        }
+        if i == wmember {
+            // Stripe 2's chunk 0 cannot be written.
+            d.fd.fail_writes(wblock).unwrap();
+        }
+        devs.push(d, vtier_engine::kcompat::GFP_KERNEL).unwrap();
+    }
+    let mut store = StripeStore::format(devs, &opts(k, m, 1)).unwrap();
+    assert_eq!(store.geometry(), &geom);
+    let len = geom.data_bytes();
+    let mut written = Vec::new();
+    for seed in 0..4 {
+        let data = pattern(seed, len);
+        written.push((store.write_stripe(&data).unwrap(), data));
+    }
+    assert_eq!(written[0].0, 0);
+    assert_eq!(written[2].0, 2);
+    // The failed write failed its member; the stripe is degraded but whole.
+    let wstats = store.member_stats(wmember).unwrap();
+    assert_eq!(
+        (wstats.state, wstats.write_errors),
+        (MemberState::Failed, 1)
+    );
+    store.commit().unwrap();
+    for (s, data) in &written {
+        assert_eq!(&read(&mut store, *s).unwrap(), data);
+    }
+    assert_ne!(bad_member, wmember);
+    {
+        let st = store.member_stats(bad_member).unwrap();
+        assert_eq!((st.state, st.read_errors), (MemberState::Ok, 1));
+        for i in 1..READ_ERROR_LIMIT {
+            assert_eq!(read(&mut store, 0).unwrap(), written[0].1);
+            let st = store.member_stats(bad_member).unwrap();
+            assert_eq!(st.read_errors, i + 1);
+        }
+        assert_eq!(
+            store.member_stats(bad_member).unwrap().state,
+            MemberState::Failed
+        );
+        assert_eq!(store.lost(), 2);
+        assert!(!store.is_read_only());
+        for (s, data) in &written {
+            assert_eq!(&read(&mut store, *s).unwrap(), data);
+        }
+    }
+}

@@ -536,15 +536,28 @@ fn workload(
 
 #[test]
 fn stripe_store_recovers_from_a_power_cut_at_every_write() {
-    let (k, m, n) = (4u32, 2u32, 7usize);
+    let mut tried = 0;
+    for (k, m, n, chunk) in [(4, 2, 7, 1), (2, 1, 4, 2), (3, 3, 6, 1)] {
+        tried += power_cut_harness(k, m, n, chunk);
+    }
+    let line = format!("stripe crash points tried: {tried}, failures: 0");
+    println!("{line}");
+    eprintln!("{line}");
+}
+
+/// Runs the crash workload on a `k`+`m` store of `n` members with a power
+/// cut at each of its writes; returns the number of cuts tried.
+fn power_cut_harness(k: u32, m: u32, n: usize, chunk: u32) -> usize {
     let opts = StripeOptions {
         uuid: UUID,
         k,
         m,
-        chunk_blocks: 1,
+        chunk_blocks: chunk,
         area_start: AREA,
     };
-    let disk_blocks = AREA + 16 + 10 * 2;
+    // Room for the workload's 18 stripes.
+    let slots = (18 * u64::from(k + m)).div_ceil(n as u64) + 1;
+    let disk_blocks = AREA + 8 + slots * (u64::from(chunk) + 1);
     let base: Vec<Vec<u8>> = {
         let sh = Shared::new();
         let mut devs = KVec::new();
@@ -591,7 +604,10 @@ fn stripe_store_recovers_from_a_power_cut_at_every_write() {
         let r = workload(&mut store, &sh, &mut states);
         // A commit may still succeed: a member took the header before the
         // power went.
-        assert!(r.is_err() || sh.dead.get(), "cut {cut}: no power cut");
+        assert!(
+            r.is_err() || sh.dead.get(),
+            "{k}+{m} cut {cut}: no power cut"
+        );
         let members = store.into_members();
         sh.dead.set(false);
         sh.cut_at.set(None);
@@ -600,8 +616,8 @@ fn stripe_store_recovers_from_a_power_cut_at_every_write() {
             devs.push(d.as_ref().map(|d| d.after_power_loss(cut)), GFP_KERNEL)
                 .unwrap();
         }
-        let mut store =
-            StripeStore::open(devs, AREA, 8).unwrap_or_else(|e| panic!("cut {cut}: reopen: {e:?}"));
+        let mut store = StripeStore::open(devs, AREA, 8)
+            .unwrap_or_else(|e| panic!("{k}+{m} cut {cut}: reopen: {e:?}"));
         // Exactly the last commit, or the one in flight (the runs agree
         // up to the cut: the workload is deterministic).
         let nr = store.geometry().nr_stripes;
@@ -609,19 +625,19 @@ fn stripe_store_recovers_from_a_power_cut_at_every_write() {
             .filter(|&s| store.is_allocated(s).unwrap())
             .collect();
         let done = states.len() - 1;
-        assert_eq!(states[..], clean[..=done], "cut {cut}");
+        assert_eq!(states[..], clean[..=done], "{k}+{m} cut {cut}");
         let state = clean[done..(done + 2).min(clean.len())]
             .iter()
             .find(|st| st.keys().copied().collect::<BTreeSet<_>>() == allocated)
-            .unwrap_or_else(|| panic!("cut {cut}: allocation matches no commit"))
+            .unwrap_or_else(|| panic!("{k}+{m} cut {cut}: allocation matches no commit"))
             .clone();
         let read_all = |store: &mut StripeStore<Disk>, what: &str| {
             for (s, data) in &state {
                 let mut got = vec![0u8; data.len()];
                 store
                     .read_stripe(*s, &mut got)
-                    .unwrap_or_else(|e| panic!("cut {cut} {what}: stripe {s}: {e:?}"));
-                assert!(&got == data, "cut {cut} {what}: stripe {s} differs");
+                    .unwrap_or_else(|e| panic!("{k}+{m} cut {cut} {what}: stripe {s}: {e:?}"));
+                assert!(&got == data, "{k}+{m} cut {cut} {what}: stripe {s} differs");
             }
         };
         read_all(&mut store, "after reopen");
@@ -635,19 +651,18 @@ fn stripe_store_recovers_from_a_power_cut_at_every_write() {
         while store.rebuild_progress().member.is_some() {
             store
                 .rebuild_step(5)
-                .unwrap_or_else(|e| panic!("cut {cut}: rebuild: {e:?}"));
+                .unwrap_or_else(|e| panic!("{k}+{m} cut {cut}: rebuild: {e:?}"));
         }
-        assert_eq!(store.lost(), 0, "cut {cut}");
+        assert_eq!(store.lost(), 0, "{k}+{m} cut {cut}");
         // Redundancy is whole again: m more members may go. (Latent
         // corruption the workload planted and no scrub fixed would take one
         // more chunk of its stripe: it is lifted first.)
         sh.flips.borrow_mut().clear();
-        sh.killed.borrow_mut().extend([0, 5]);
+        let victims = (0..n).filter(|&i| i != 3).take(m as usize);
+        sh.killed.borrow_mut().extend(victims);
         read_all(&mut store, "with m members dead after the rebuild");
         tried += 1;
     }
-    let line = format!("stripe crash points tried: {tried}, failures: 0");
-    println!("{line}");
-    eprintln!("{line}");
-    assert!(tried > 100);
+    assert!(tried > 100, "{k}+{m}: {tried} writes");
+    tried
 }
