@@ -6,7 +6,8 @@
 # and writes machine-readable results to bench/results/NAME.json.
 # Benchmarks are not tests: nothing here passes or fails on a figure.
 #
-#   VTIER_BENCH="ec btree"   run only these
+#   VTIER_BENCH="ec btree"   run only these (guest-crypt: the in-guest
+#                            dm-crypt comparison, scripts/bench-guest-crypt.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$VTIER_TOP"
@@ -24,5 +25,10 @@ for pair in "${all[@]}"; do
 	log "benchmark $name ($crate)"
 	cargo bench -q -p "$crate" --bench "$name"
 done
+# In the QEMU guest: vtier's encrypted writes against dm-crypt on one disk.
+if [ -z "$want" ] || grep -qw guest-crypt <<<"$want"; then
+	log "benchmark guest-crypt (QEMU guest)"
+	"$VTIER_TOP/scripts/bench-guest-crypt.sh"
+fi
 log "results in bench/results/"
 ls -l bench/results/

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench-guest-crypt.sh: the in-guest encryption benchmark (part of `make
+# bench`, through scripts/bench.sh; never part of `make test`).
+#
+# Boots the release guest once with qemu-test/bench/crypt-bench.sh, which
+# measures fio sequential and random write throughput over one virtual disk
+# on the raw disk, on dm-crypt (aes-xts-plain64, no_read_workqueue
+# no_write_workqueue) and on /dev/vtier0 of an encrypted vtier volume, and
+# writes bench/results/guest-crypt.json with the figures and the ratios
+# vtier/dm-crypt. Under TCG absolute figures mean little; the ratios count.
+#
+# Environment:
+#   VTIER_BENCH_RUNTIME   seconds per fio run (default 10)
+#   VTIER_BENCH_KVM=1     boot with KVM instead of TCG
+#   VTIER_BENCH_LOG=FILE  no boot: only turn FILE, the console log of an
+#                         earlier run, into the JSON
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$VTIER_TOP"
+
+flavour=release
+name=crypt-bench
+script=$VTIER_TOP/qemu-test/bench/$name.sh
+runtime=${VTIER_BENCH_RUNTIME:-10}
+runtime=$((runtime + 0))
+out=$VTIER_TOP/bench/results/guest-crypt.json
+
+log_file=${VTIER_BENCH_LOG:-$VTIER_TOP/qemu-test/out/$flavour/$name.log}
+kvm=()
+[ "${VTIER_BENCH_KVM:-0}" = 1 ] && kvm=(--kvm)
+mkdir -p bench/results
+
+# Builds what the guest needs and boots it; the console log goes to $log_file.
+boot() {
+	kdir=$("$VTIER_TOP/scripts/build-kernel.sh" "$flavour")
+	module=$("$VTIER_TOP/scripts/build-module.sh" "$flavour" | tail -1)
+	[ -f "$module" ] || die "no vtier.ko ($module)"
+	cargo build --quiet --release -p vtierctl
+	vtierctl=$VTIER_TOP/target/release/vtierctl
+
+	# dm-crypt and the modules it needs, dependencies first, from the kernel
+	# build tree (the guest kernel builds them as modules).
+	peers=$(mktemp -d)
+	trap 'rm -rf "$peers"' EXIT
+	order=()
+	add_module() { # NAME (as modinfo spells it: dm-crypt, dm-mod, ...)
+		local m=$1 ko dep
+		for dep in "${order[@]}"; do
+			[ "$dep" = "$m.ko" ] && return 0
+		done
+		ko=$(find "$kdir" -name "$m.ko" -o -name "${m//-/_}.ko" | head -1)
+		[ -n "$ko" ] || die "$m.ko not in $kdir (CONFIG_DM_CRYPT=m?)"
+		for dep in $(modinfo -F depends "$ko" | tr ',' ' '); do
+			add_module "$dep"
+		done
+		cp "$ko" "$peers/$m.ko"
+		order+=("$m.ko")
+	}
+	add_module dm-crypt
+	printf '%s\n' "${order[@]}" >"$peers/load-order"
+	log "guest-crypt: peer modules ${order[*]}"
+
+	mkdir -p "$VTIER_CACHE/initramfs"
+	initrd=$VTIER_CACHE/initramfs/bench-$flavour.cpio
+	"$VTIER_TOP/qemu-test/mkinitramfs.sh" "$initrd" "$vtierctl=/usr/bin/vtierctl" \
+		"$module=/vtier.ko" "$peers=/peers" "$script=/tests/$name.sh"
+
+	log "guest-crypt: booting (fio ${runtime}s per run, 6 runs)"
+	"$VTIER_TOP/qemu-test/run.sh" --kernel "$kdir" --initrd "$initrd" --flavour "$flavour" \
+		--script "$script" --append "vtier_bench_runtime=$runtime" "${kvm[@]}" "$name" ||
+		die "the benchmark guest failed (log: qemu-test/out/$flavour/$name.log)"
+}
+[ -n "${VTIER_BENCH_LOG:-}" ] || boot
+
+lines=$(tr -d '\r' <"$log_file" | grep -E '^VTIER-BENCH [a-z]+ (seq|rand) [0-9]+ [0-9]+$' || true)
+[ "$(wc -l <<<"$lines")" = 6 ] || die "expected 6 result lines in $log_file, found: $lines"
+# Lines of the plaintext pattern found on the raw disk after writing it
+# through each target: raw must find it (the search works), dm-crypt not.
+plain=$(tr -d '\r' <"$log_file" | grep -E '^VTIER-BENCH-PLAIN [a-z]+ [0-9]+$' || true)
+[ "$(wc -l <<<"$plain")" = 3 ] || die "expected 3 plaintext checks in $log_file, found: $plain"
+found() { awk -v t="$1" '$2 == t { print $3 }' <<<"$plain"; }
+[ "$(found raw)" -gt 0 ] || die "the plaintext search found nothing on the raw disk: it does not work"
+[ "$(found dmcrypt)" = 0 ] || die "plaintext on the disk under dm-crypt: the peer is not encrypting"
+vtier_plain=$(found vtier)
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- rust engine/src crypto_shim Kbuild 2>/dev/null || commit="$commit+dirty"
+accel=tcg
+[ ${#kvm[@]} = 0 ] || accel=kvm
+awk -v commit="$commit" -v runtime="$runtime" -v accel="$accel" -v vplain="$vtier_plain" '
+	{ bw[$2, $3] = $4; iops[$2, $3] = $5 }
+	function mbs(t, w) { return bw[t, w] * 1024 / 1e6 }
+	END {
+		printf "{\n"
+		printf "  \"benchmark\": \"guest-crypt\",\n"
+		printf "  \"unit\": \"MB/s written by fio (libaio, O_DIRECT) in the QEMU guest, one virtual disk; ratios vtier/dm-crypt\",\n"
+		printf "  \"accel\": \"%s\", \"fio_runtime_s\": %d, \"vtier_commit\": \"%s\",\n", accel, runtime, commit
+		printf "  \"dmcrypt\": \"aes-xts-plain64, 64-byte key, no_read_workqueue no_write_workqueue\",\n"
+		printf "  \"vtier\": \"/dev/vtier0, vtierctl format --encrypt, perf device only\",\n"
+		printf "  \"vtier_wrote_plaintext\": %s,\n", (vplain > 0) ? "true" : "false"
+		printf "  \"vtier_plaintext_lines_found\": %d,\n", vplain
+		printf "  \"results\": [\n"
+		n = split("seq rand", ws, " ")
+		for (i = 1; i <= n; i++) {
+			w = ws[i]
+			desc = (w == "seq") ? "1 MiB writes, queue depth 8" : "4 KiB random writes, queue depth 16"
+			printf "    {\"workload\": \"%s\", \"what\": \"%s\", \"raw_mbs\": %.1f, \"dmcrypt_mbs\": %.1f, \"vtier_mbs\": %.1f, \"raw_iops\": %d, \"dmcrypt_iops\": %d, \"vtier_iops\": %d, \"vtier_over_dmcrypt\": %.3f, \"dmcrypt_over_raw\": %.3f, \"vtier_over_raw\": %.3f}%s\n",
+				w, desc, mbs("raw", w), mbs("dmcrypt", w), mbs("vtier", w),
+				iops["raw", w], iops["dmcrypt", w], iops["vtier", w],
+				bw["vtier", w] / bw["dmcrypt", w], bw["dmcrypt", w] / bw["raw", w],
+				bw["vtier", w] / bw["raw", w], (i < n) ? "," : ""
+		}
+		printf "  ]\n}\n"
+	}' <<<"$lines" >"$out.tmp"
+mv "$out.tmp" "$out"
+
+printf '%-8s %10s %10s %10s %14s\n' workload raw dm-crypt vtier vtier/dm-crypt
+awk '{ bw[$2, $3] = $4 } END {
+	split("seq rand", ws, " ")
+	for (i = 1; i <= 2; i++) {
+		w = ws[i]
+		printf "%-8s %7.1f MB/s %7.1f MB/s %7.1f MB/s %14.3f\n", w, bw["raw", w] * 1024 / 1e6,
+			bw["dmcrypt", w] * 1024 / 1e6, bw["vtier", w] * 1024 / 1e6, bw["vtier", w] / bw["dmcrypt", w]
+	}
+}' <<<"$lines"
+if [ "$vtier_plain" -gt 0 ]; then
+	log "guest-crypt: NOTE: vtier wrote plaintext ($vtier_plain pattern lines found on the disk):"
+	log "guest-crypt: its figures are of an unencrypted data path, not comparable with dm-crypt"
+fi
+log "guest-crypt: results in $out"
