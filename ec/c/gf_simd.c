@@ -37,6 +37,16 @@ static u8 gf_mul2(u8 a)
 	return (u8)(a << 1) ^ ((a & 0x80) ? 0x1d : 0);
 }
 
+/* pow[b] = c * 2^b, for b < 8. */
+static void gf_powers(u8 c, u8 *pow)
+{
+	unsigned int b;
+
+	pow[0] = c;
+	for (b = 1; b < 8; b++)
+		pow[b] = gf_mul2(pow[b - 1]);
+}
+
 static u8 gf_mul(u8 a, u8 b)
 {
 	u8 r = 0;
@@ -50,14 +60,23 @@ static u8 gf_mul(u8 a, u8 b)
 	return r;
 }
 
-/* AVX2: products of c with 0x00..0x0f, then with 0x00, 0x10, .. 0xf0. */
+/*
+ * AVX2: products of c with 0x00..0x0f, then with 0x00, 0x10, .. 0xf0;
+ * each from a smaller one, as the product is linear in n.
+ */
 static void table_avx2(u8 c, u8 *t)
 {
+	u8 pow[8];
 	unsigned int n;
 
-	for (n = 0; n < 16; n++) {
-		t[n] = gf_mul(c, n);
-		t[16 + n] = gf_mul(c, n << 4);
+	gf_powers(c, pow);
+	t[0] = 0;
+	t[16] = 0;
+	for (n = 1; n < 16; n++) {
+		unsigned int low = __builtin_ctz(n);
+
+		t[n] = t[n & (n - 1)] ^ pow[low];
+		t[16 + n] = t[16 + (n & (n - 1))] ^ pow[4 + low];
 	}
 }
 
@@ -75,8 +94,7 @@ static void table_gfni(u8 c, u8 *t)
 	u8 pow[8];
 	unsigned int i, b;
 
-	for (b = 0; b < 8; b++)
-		pow[b] = gf_mul(c, 1u << b);
+	gf_powers(c, pow);
 	for (i = 0; i < 8; i++) {
 		u8 row = 0;
 
@@ -439,6 +457,7 @@ int vtier_ec_simd_apply(unsigned int kind, const u8 *coef, size_t stride,
 	u8 tbl[GROUP_OUT * GROUP_IN * TABLE];
 	size_t step, vec, pos;
 	unsigned int i0, j0;
+	bool single;
 
 	if (kind >= VTIER_EC_KINDS ||
 	    !(vtier_ec_simd_supported() & (1u << kind)))
@@ -451,6 +470,10 @@ int vtier_ec_simd_apply(unsigned int kind, const u8 *coef, size_t stride,
 	step = steps[kind];
 	vec = len - len % step;
 
+	/* One group of each: the tables are built once, not per chunk. */
+	single = k <= GROUP_IN && m <= GROUP_OUT;
+	if (single)
+		tables(kind, coef, stride, 0, k, 0, m, tbl);
 	for (pos = 0; pos < vec; pos += CHUNK) {
 		size_t end = min(vec, pos + CHUNK);
 
@@ -462,7 +485,9 @@ int vtier_ec_simd_apply(unsigned int kind, const u8 *coef, size_t stride,
 				unsigned int n = min(k - i0,
 						     (unsigned int)GROUP_IN);
 
-				tables(kind, coef, stride, i0, n, j0, g, tbl);
+				if (!single)
+					tables(kind, coef, stride, i0, n, j0, g,
+					       tbl);
 				passes[kind][g - 1](tbl, (size_t)g * TABLE, n,
 						    in + i0, out + j0, pos,
 						    end, i0 > 0);

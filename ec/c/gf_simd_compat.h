@@ -21,6 +21,7 @@
 
 #else /* userspace */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
