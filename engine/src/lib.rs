@@ -24,6 +24,11 @@
 //! - [`checkpoint::Volume`] (T5): superblocks, allocator and WAL of the
 //!   performance device tied together: `format`, `open` + `replay`
 //!   (recovery), `append`, `commit`, `checkpoint(roots)`.
+//! - [`stripe_store::StripeStore`] (capacity tier): erasure-coded stripes of
+//!   `k` data + `m` parity chunks across the capacity devices, written whole;
+//!   degraded reads, rebuild and scrub in [`stripe_repair`], placement in
+//!   [`stripe_geom`], on-disk headers in [`stripe_chunk`] and [`stripe_meta`];
+//!   Reed-Solomon is `ec/`, reached as [`ec`] in both builds.
 
 #![no_std]
 #![forbid(unsafe_code)]

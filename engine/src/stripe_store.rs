@@ -271,13 +271,18 @@ impl<D: BlockDevice> StripeStore<D> {
         best.ok_or(err.unwrap_or(Error::Io))
     }
 
-    /// Opens the store on `devs` (member `i` = `devs[i]`, `None` if absent)
-    /// whose area starts at `area_start`: takes the newest header found on
-    /// any member, accepts the members that carry this store's header for
-    /// their position, and mounts the allocation map from the first member
+    /// Opens the store `uuid` on `devs` (member `i` = `devs[i]`, `None` if
+    /// absent) whose area starts at `area_start`: takes the newest header of
+    /// that store found on any member, accepts the members that carry its
+    /// header for their position (a device of another store is missing), and mounts the allocation map from the first member
     /// whose copy verifies completely. A rebuild in progress resumes at its
     /// cursor with [`StripeStore::rebuild_step`].
-    pub fn open(mut devs: KVec<Option<D>>, area_start: u64, cache_pages: usize) -> Result<Self> {
+    pub fn open(
+        mut devs: KVec<Option<D>>,
+        area_start: u64,
+        uuid: &[u8; 16],
+        cache_pages: usize,
+    ) -> Result<Self> {
         let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
         let mut own: KVec<Option<StoreHeader>> = KVec::with_capacity(devs.len(), GFP_KERNEL)?;
         let mut members = KVec::with_capacity(devs.len(), GFP_KERNEL)?;
@@ -286,7 +291,14 @@ impl<D: BlockDevice> StripeStore<D> {
         while let Some(mut dev) = devs.pop() {
             let h = match &mut dev {
                 Some(d) => match Self::read_header(d, area_start, &mut buf) {
-                    Ok(h) => Some(h),
+                    Ok(h) if h.uuid == *uuid => Some(h),
+                    Ok(_) => {
+                        first_err = first_err.or(Some(Error::Corrupt {
+                            block: area_start,
+                            what: "stripe store header of another store",
+                        }));
+                        None
+                    }
                     Err(e) => {
                         first_err = first_err.or(Some(e));
                         None
@@ -314,8 +326,7 @@ impl<D: BlockDevice> StripeStore<D> {
             return Err(Error::InvalidArgument);
         }
         for (i, (m, h)) in members.iter_mut().zip(own.iter()).enumerate() {
-            let mine = h
-                .is_some_and(|h| h.uuid == best.uuid && h.member as usize == i && h.geom == geom)
+            let mine = h.is_some_and(|h| h.member as usize == i && h.geom == geom)
                 && m.dev
                     .as_ref()
                     .is_some_and(|d| d.nr_blocks() >= geom.member_blocks());

@@ -58,7 +58,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 }
 
 fn reopen(store: StripeStore<Disk>) -> StripeStore<Disk> {
-    StripeStore::open(store.into_members(), AREA, 16).unwrap()
+    StripeStore::open(store.into_members(), AREA, &UUID, 16).unwrap()
 }
 
 fn read(store: &mut StripeStore<Disk>, s: u64) -> Result<Vec<u8>> {
@@ -171,7 +171,7 @@ fn up_to_m_lost_members_lose_nothing_and_more_make_the_store_read_only() {
             .iter()
             .map(|d| d.as_ref().map_or(Vec::new(), |d| d.image().to_vec()))
             .collect();
-        store = StripeStore::open(members, AREA, 16).unwrap();
+        store = StripeStore::open(members, AREA, &UUID, 16).unwrap();
         images
     };
     assert!(store.is_read_only());
@@ -374,7 +374,7 @@ fn a_wrong_chunk_with_a_good_checksum_is_found_by_parity_and_stale_chunks_are_ig
         forge_chunk(&mut members, &geom, written[0].0, 1, None, &junk);
         // Stripe 1: chunk 2 is an older write of the same stripe id.
         forge_chunk(&mut members, &geom, written[1].0, 2, Some(1), &junk);
-        let mut store = StripeStore::open(members, AREA, 16).unwrap();
+        let mut store = StripeStore::open(members, AREA, &UUID, 16).unwrap();
         // The stale chunk loses to the newer write and is reconstructed.
         assert_eq!(read(&mut store, written[1].0).unwrap(), written[1].1);
         store.scrub_step(u64::MAX).unwrap();
@@ -406,7 +406,7 @@ fn members_in_the_wrong_place_are_missing_not_trusted() {
     store.commit().unwrap();
     let mut members = store.into_members();
     members.swap(0, 3);
-    let mut store = StripeStore::open(members, AREA, 16).unwrap();
+    let mut store = StripeStore::open(members, AREA, &UUID, 16).unwrap();
     assert_eq!(store.member_stats(0).unwrap().state, MemberState::Missing);
     assert_eq!(store.member_stats(3).unwrap().state, MemberState::Missing);
     for (s, data) in &written {
@@ -419,7 +419,7 @@ fn members_in_the_wrong_place_are_missing_not_trusted() {
         devs.push(blank(&sh, 200), vtier_engine::kcompat::GFP_KERNEL)
             .unwrap();
     }
-    let other = StripeStore::format(
+    let mut other = StripeStore::format(
         devs,
         &StripeOptions {
             uuid: [9; 16],
@@ -427,12 +427,17 @@ fn members_in_the_wrong_place_are_missing_not_trusted() {
         },
     )
     .unwrap();
+    // Newer headers than ours: they must not be taken for this store's.
+    for _ in 0..20 {
+        other.commit().unwrap();
+    }
+    assert!(other.generation() > store.generation());
     let mut members = store.into_members();
     let mut theirs = other.into_members();
     members[1] = theirs[1].take();
     members[0] = None;
     members[3] = None;
-    let mut store = StripeStore::open(members, AREA, 16).unwrap();
+    let mut store = StripeStore::open(members, AREA, &UUID, 16).unwrap();
     assert_eq!(store.lost(), 3);
     assert!(store.is_read_only());
     for (s, data) in &written {
@@ -440,6 +445,9 @@ fn members_in_the_wrong_place_are_missing_not_trusted() {
             assert_eq!(&got, data);
         }
     }
+    // The other store's remaining members are not ours.
+    theirs[1] = None;
+    assert!(StripeStore::open(theirs, AREA, &UUID, 16).is_err());
 }
 
 /// Counts every call into the cipher.

@@ -392,7 +392,7 @@ impl Harness {
                     devs.push(d, GFP_KERNEL).unwrap();
                 }
                 drop(members);
-                match StripeStore::open(devs, AREA, 8) {
+                match StripeStore::open(devs, AREA, &UUID, 8) {
                     Ok(s) => self.store = Some(s),
                     Err(e) => prop_assert!(false, "reopen: {:?}", e),
                 }
@@ -576,7 +576,7 @@ fn power_cut_harness(k: u32, m: u32, n: usize, chunk: u32) -> usize {
         for img in &base {
             devs.push(Some(from_image(sh, img)), GFP_KERNEL).unwrap();
         }
-        StripeStore::open(devs, AREA, 8).unwrap()
+        StripeStore::open(devs, AREA, &UUID, 8).unwrap()
     };
     // A clean run: how many writes, and the commits.
     let (total, clean) = {
@@ -616,7 +616,7 @@ fn power_cut_harness(k: u32, m: u32, n: usize, chunk: u32) -> usize {
             devs.push(d.as_ref().map(|d| d.after_power_loss(cut)), GFP_KERNEL)
                 .unwrap();
         }
-        let mut store = StripeStore::open(devs, AREA, 8)
+        let mut store = StripeStore::open(devs, AREA, &UUID, 8)
             .unwrap_or_else(|e| panic!("{k}+{m} cut {cut}: reopen: {e:?}"));
         // Exactly the last commit, or the one in flight (the runs agree
         // up to the cut: the workload is deterministic).
