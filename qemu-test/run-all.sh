@@ -41,7 +41,7 @@ set -- "${args[@]}"
 flavour=$1
 case $flavour in
 release) scale=1 fio_mb=${VTIER_FIO_MB:-256} ;;
-debug) scale=4 fio_mb=${VTIER_FIO_MB:-256} ;;
+debug) scale=4 fio_mb=${VTIER_FIO_MB:-128} ;;
 *) die "unknown flavour $flavour" ;;
 esac
 qt=$VTIER_TOP/qemu-test

@@ -34,8 +34,6 @@ unsafe extern "C" {
     fn vtier_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut bindings::file;
     fn vtier_bdev_nr_sectors(bdev: *mut bindings::block_device) -> bindings::sector_t;
     fn vtier_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
-    fn vtier_bdev_max_discard_sectors(bdev: *mut bindings::block_device) -> c_uint;
-    fn vtier_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
     fn vtier_bdev_dev(bdev: *mut bindings::block_device) -> bindings::dev_t;
 }
 
@@ -112,18 +110,6 @@ impl BackingDevice {
     pub(crate) fn logical_block_size(&self) -> u32 {
         // SAFETY: By the type invariant `bdev` is valid.
         unsafe { vtier_bdev_logical_block_size(self.as_ptr()) }
-    }
-
-    /// Largest discard in sectors; 0 if discard is not supported.
-    pub(crate) fn max_discard_sectors(&self) -> u32 {
-        // SAFETY: By the type invariant `bdev` is valid.
-        unsafe { vtier_bdev_max_discard_sectors(self.as_ptr()) }
-    }
-
-    /// Largest write-zeroes in sectors; 0 if not supported.
-    pub(crate) fn write_zeroes_sectors(&self) -> u32 {
-        // SAFETY: By the type invariant `bdev` is valid.
-        unsafe { vtier_bdev_write_zeroes_sectors(self.as_ptr()) }
     }
 
     /// Submits one bio of operation `opf` covering `pages` (one block each)

@@ -9,49 +9,65 @@
 //! so this file drives blk-mq through its C interface directly, in the
 //! manner of `rust/kernel/block/mq/operations.rs`.
 //!
-//! # Data path (this stage)
+//! # Data path
 //!
-//! `/dev/vtierN` maps 1:1 onto the performance device, shifted by the
-//! reserved metadata area. `queue_rq` clones every bio of a request onto the
-//! backing device (`bio_alloc_clone`), remaps its sector and submits it; the
-//! request ends when the last clone completes, with the first error any
-//! clone reported. A flush request becomes one empty `REQ_PREFLUSH` bio.
+//! `/dev/vtierN` is served by the engine's [`Store`]: data log entries on
+//! the performance device, found through the LBA map, encrypted when the
+//! volume is. The store does synchronous I/O, which `queue_rq` must not
+//! wait for (it may run inside another `submit_bio`, where our bios would
+//! only be issued after it returns), so `queue_rq` starts the request and
+//! hands it to an ordered workqueue (`rq_queue.c`); the worker serves the
+//! requests one at a time under the target's lock and ends each with the
+//! store's result. A read or write goes through one bounce buffer of
+//! [`MAX_REQUEST_BYTES`]; FUA is a write followed by a flush; discard and
+//! write-zeroes unmap (unmapped blocks read as zeros).
 //!
-//! Submitting may sleep, so the tag set is `BLK_MQ_F_BLOCKING`. Clones are
-//! allocated with `GFP_NOWAIT` all before the first is submitted: when
-//! blk-mq calls `queue_rq` from inside another `submit_bio`, our clones only
-//! reach the backing device after we return, so waiting on the bio set's
-//! mempool here could wait for ourselves. If an allocation fails nothing has
-//! been submitted, and the request goes back to blk-mq to be retried.
-//!
-//! # Request states
-//!
-//! A request's [`RqData::pending`] counts its clones in flight plus one
-//! bias held by `queue_rq` while it submits. Whoever drops it to zero (the
-//! last clone's completion or `queue_rq` itself) ends the request; nobody
-//! touches the request afterwards.
+//! An error is returned for its request alone and logged, naming the
+//! device; the engine makes a volume whose metadata could not be written
+//! fail every later write, so nothing half-written is ever acknowledged.
 
 use core::ffi::{c_uint, c_void};
-use core::mem::size_of;
 use core::ptr::NonNull;
 
+use kernel::alloc::KVVec;
 use kernel::bindings;
 use kernel::error::{from_err_ptr, to_result};
 use kernel::prelude::*;
-use kernel::str::CString;
-use kernel::sync::atomic::{Atomic, Full, Relaxed};
+use kernel::str::{BStr, CString};
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::Mutex;
 use kernel::types::Opaque;
 use kernel::ModuleMetadata;
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
+use crate::crypto::Xts;
+use crate::error::Error as EngineError;
+use crate::store::Store;
 use crate::superblock::BLOCK_SIZE;
 
-// C helpers in `helpers.c`; kernel structs cross only as pointers.
+/// `rq_queue.c`'s queue: C owns its layout, only pointers cross.
+#[repr(C)]
+struct RqQueue {
+    _opaque: [u8; 0],
+}
+
+// C helpers in `helpers.c` and `rq_queue.c`; kernel structs cross only as
+// pointers.
 #[allow(improper_ctypes)]
 unsafe extern "C" {
     fn vtier_blk_feat_write_cache_fua() -> bindings::blk_features_t;
     fn vtier_num_online_cpus() -> c_uint;
     fn vtier_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
+    fn vtier_rq_queue_create(
+        name: *const kernel::ffi::c_char,
+        f: unsafe extern "C" fn(*mut bindings::request),
+    ) -> *mut RqQueue;
+    fn vtier_rq_queue_add(q: *mut RqQueue, rq: *mut bindings::request);
+    fn vtier_rq_queue_destroy(q: *mut RqQueue);
+    fn vtier_rq_copy(rq: *mut bindings::request, buf: *mut c_void, len: c_uint, to_rq: bool) -> c_uint;
+    fn vtier_rq_pos(rq: *mut bindings::request) -> u64;
+    fn vtier_call_on_fresh_stack(f: unsafe extern "C" fn(*mut c_void), data: *mut c_void);
+    fn vtier_rq_bytes(rq: *mut bindings::request) -> c_uint;
 }
 
 const REQ_OP_MASK: bindings::blk_opf_t = (1 << bindings::REQ_OP_BITS) - 1;
@@ -62,191 +78,235 @@ const REQ_PREFLUSH: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_PRE
 const QUEUE_DEPTH: c_uint = 128;
 /// At most this many hardware queues, however many CPUs are online.
 const MAX_HW_QUEUES: c_uint = 8;
-/// Bios kept in reserve for clones, so I/O makes progress under memory pressure.
-const BIO_POOL_SIZE: c_uint = 64;
+/// Largest read or write request (the bounce buffer's size): 1 MiB, one
+/// data log entry.
+pub(crate) const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Largest discard or write-zeroes request, in sectors (1 GiB).
+const MAX_UNMAP_SECTORS: u32 = 1 << 21;
+/// Errors logged in full before only every 1000th is.
+const LOUD_ERRORS: u32 = 16;
 
 fn errno_status(err: Error) -> bindings::blk_status_t {
     // SAFETY: Pure function of its argument.
     unsafe { bindings::errno_to_blk_status(err.to_errno()) }
 }
 
-/// What a disk maps onto: the queue's `queuedata`.
+/// The engine's error as an errno (`EUCLEAN` for corruption, `EIO` ...).
+fn engine_errno(e: EngineError) -> Error {
+    Error::from_errno(-e.to_errno())
+}
+
+/// Runs `f` in a kworker, on an empty stack, and waits for its result.
+///
+/// Opening a volume (recovery, first checkpoint) and closing it (last
+/// checkpoint) go deep into the engine; the configfs write that asks for
+/// them has already used part of its stack.
+pub(crate) fn on_fresh_stack<T, F: FnOnce() -> Result<T>>(f: F) -> Result<T> {
+    struct Call<T, F> {
+        f: Option<F>,
+        out: Option<Result<T>>,
+    }
+    /// # Safety
+    ///
+    /// `data` points to a live `Call<T, F>` nobody else touches meanwhile.
+    unsafe extern "C" fn trampoline<T, F: FnOnce() -> Result<T>>(data: *mut c_void) {
+        // SAFETY: By the safety requirements.
+        let call = unsafe { &mut *data.cast::<Call<T, F>>() };
+        if let Some(f) = call.f.take() {
+            call.out = Some(f());
+        }
+    }
+    let mut call = Call { f: Some(f), out: None };
+    // SAFETY: `call` outlives the worker's run: the C side waits for it
+    // (`flush_work`) before returning, and nothing else uses `call` meanwhile.
+    unsafe { vtier_call_on_fresh_stack(trampoline::<T, F>, (&raw mut call).cast()) };
+    call.out.unwrap_or(Err(EIO))
+}
+
+/// What the worker serves requests with, under [`Target::state`].
+struct State {
+    /// `None` once the store failed to close (never used again).
+    store: Option<Store<BackingDevice, Xts>>,
+    /// Bounce buffer of [`MAX_REQUEST_BYTES`].
+    buf: KVVec<u8>,
+}
+
+/// What a disk is served by: the queue's `queuedata`.
 ///
 /// # Invariants
 ///
-/// `bioset` was initialised with `bioset_init` and is torn down on drop.
+/// `queue` was created by `vtier_rq_queue_create` and is destroyed on drop,
+/// which waits for the worker; the worker only runs between the two.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Target {
-    perf: BackingDevice,
-    data_start_sectors: u64,
+    /// The configfs name, for messages.
+    name: CString,
+    queue: NonNull<RqQueue>,
     #[pin]
-    bioset: Opaque<bindings::bio_set>,
+    state: Mutex<State>,
+    errors: Atomic<u32>,
 }
 
 impl Target {
-    /// A target on `perf`, with vtier LBA 0 at block `data_start`.
-    pub(crate) fn new(perf: BackingDevice, data_start: u64) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            perf,
-            data_start_sectors: data_start * SECTORS_PER_BLOCK,
-            // SAFETY: `bioset_init` initialises the zeroed bio set in place;
-            // clones and flush bios need no inline vectors or front padding.
-            bioset <- Opaque::try_ffi_init(|p: *mut bindings::bio_set| {
-                // SAFETY: `p` is valid for writes and pinned.
-                to_result(unsafe {
-                    core::ptr::write_bytes(p, 0, 1);
-                    bindings::bioset_init(p, BIO_POOL_SIZE, 0, 0)
-                })
-            }),
-        })
+    /// A target serving the volume `name` from `store`.
+    pub(crate) fn new(
+        name: &BStr,
+        store: Store<BackingDevice, Xts>,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let name = CString::try_from_fmt(fmt!("{}", name))?;
+        let wq_name = CString::try_from_fmt(fmt!("vtier-{}", BStr::from_bytes(name.to_bytes())))?;
+        let buf = KVVec::from_elem(0u8, MAX_REQUEST_BYTES, GFP_KERNEL)?;
+        // SAFETY: `wq_name` is a valid C string (copied by the workqueue);
+        // `serve_rq` has the signature the queue calls.
+        let queue = unsafe { vtier_rq_queue_create(wq_name.as_char_ptr(), serve_rq) };
+        let queue = NonNull::new(queue).ok_or(ENOMEM)?;
+        // INVARIANT: `queue` was just created; on an init failure below the
+        // partially built target's `queue` is leaked, never used.
+        Ok(try_pin_init!(Self {
+            name,
+            queue,
+            state <- kernel::new_mutex!(State { store: Some(store), buf }),
+            errors: Atomic::new(0),
+        }))
     }
 
-    fn bioset(&self) -> *mut bindings::bio_set {
-        self.bioset.get()
+    fn name(&self) -> &BStr {
+        BStr::from_bytes(self.name.to_bytes())
+    }
+
+    /// Serves `rq`: the store's result for it. Errors are logged here,
+    /// naming the device.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a started request of this target's queue, owned by the
+    /// driver until it is ended.
+    unsafe fn serve(&self, rq: *mut bindings::request) -> Result {
+        // SAFETY: By the safety requirements `rq` is valid.
+        let (flags, bytes) = unsafe { ((*rq).cmd_flags, vtier_rq_bytes(rq) as usize) };
+        let op = flags & REQ_OP_MASK;
+        // A flush request has no position: its sector is not meaningful.
+        let pos = if bytes == 0 {
+            0
+        } else {
+            // SAFETY: As above.
+            unsafe { vtier_rq_pos(rq) }
+        };
+        // SAFETY: As above.
+        let r = unsafe { self.serve_op(rq, op, flags, pos, bytes) };
+        if let Err(e) = r {
+            let n = self.errors.fetch_add(1, Relaxed);
+            if n < LOUD_ERRORS || n % 1000 == 0 {
+                pr_err!(
+                    "{}: request op {} at sector {} ({} bytes) failed ({}), {} errors so far\n",
+                    self.name(),
+                    op,
+                    pos,
+                    bytes,
+                    e.to_errno(),
+                    n + 1
+                );
+            }
+        }
+        r
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Target::serve`].
+    unsafe fn serve_op(
+        &self,
+        rq: *mut bindings::request,
+        op: bindings::blk_opf_t,
+        flags: bindings::blk_opf_t,
+        pos: u64,
+        bytes: usize,
+    ) -> Result {
+        if pos % SECTORS_PER_BLOCK != 0 || bytes % BLOCK_SIZE != 0 {
+            // The queue's logical block size rules this out.
+            return Err(EINVAL);
+        }
+        let lba = pos / SECTORS_PER_BLOCK;
+        let mut guard = self.state.lock();
+        let State { store, buf } = &mut *guard;
+        let store = store.as_mut().ok_or(EIO)?;
+        match op {
+            bindings::req_op_REQ_OP_READ => {
+                let buf = buf.get_mut(..bytes).ok_or(EINVAL)?;
+                store.read(lba, buf).map_err(engine_errno)?;
+                // SAFETY: `buf` holds `bytes` bytes; `rq` is owned here.
+                let done = unsafe { vtier_rq_copy(rq, buf.as_mut_ptr().cast(), bytes as c_uint, true) };
+                if done as usize == bytes { Ok(()) } else { Err(EIO) }
+            }
+            // blk-mq's flush machinery may hand over a write without data
+            // for what was a flush.
+            bindings::req_op_REQ_OP_WRITE if bytes == 0 => store.flush().map_err(engine_errno),
+            bindings::req_op_REQ_OP_WRITE => {
+                if flags & REQ_PREFLUSH != 0 {
+                    store.flush().map_err(engine_errno)?;
+                }
+                let buf = buf.get_mut(..bytes).ok_or(EINVAL)?;
+                // SAFETY: As above, copying from the request's pages.
+                let done = unsafe { vtier_rq_copy(rq, buf.as_mut_ptr().cast(), bytes as c_uint, false) };
+                if done as usize != bytes {
+                    return Err(EIO);
+                }
+                store.write(lba, buf).map_err(engine_errno)?;
+                if flags & REQ_FUA != 0 {
+                    store.flush().map_err(engine_errno)?;
+                }
+                Ok(())
+            }
+            bindings::req_op_REQ_OP_FLUSH => store.flush().map_err(engine_errno),
+            bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES => {
+                store.discard(lba, (bytes / BLOCK_SIZE) as u64).map_err(engine_errno)
+            }
+            _ => Err(EOPNOTSUPP),
+        }
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Target {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariant the bio set is initialised; the disk
-        // was deleted before its target is dropped, so no bio is in flight.
-        unsafe { bindings::bioset_exit(self.bioset.get()) };
-    }
-}
-
-/// Driver data in every request's PDU.
-struct RqData {
-    /// Clones in flight, plus one while `queue_rq` is submitting.
-    pending: Atomic<u32>,
-    /// First error status a clone reported, `BLK_STS_OK` (0) if none.
-    status: Atomic<u32>,
-}
-
-/// # Safety
-///
-/// `rq` must be a request of a vtier tag set (so its PDU is an [`RqData`]),
-/// owned by the driver (between `queue_rq` and its end).
-unsafe fn rq_data<'a>(rq: *mut bindings::request) -> &'a RqData {
-    // SAFETY: By the safety requirements the PDU of `rq` is `cmd_size`
-    // bytes reserved for an `RqData`, written by `queue_rq` before any use.
-    unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<RqData>() }
-}
-
-/// Drops one reference on `rq`'s pending count; the last one ends it.
-///
-/// # Safety
-///
-/// As for [`rq_data`], and the caller must own one count of `pending`.
-unsafe fn put_rq(rq: *mut bindings::request) {
-    // SAFETY: By the safety requirements.
-    let data = unsafe { rq_data(rq) };
-    if data.pending.fetch_sub(1, Full) == 1 {
-        let status = data.status.load(Relaxed) as bindings::blk_status_t;
-        // SAFETY: This was the last count, so nobody else touches `rq`; it
-        // is handed back to blk-mq here exactly once.
-        unsafe { bindings::blk_mq_end_request(rq, status) };
-    }
-}
-
-/// Completion of a clone or flush bio: record its status, release it, and
-/// put its request.
-///
-/// # Safety
-///
-/// Called by the block layer for a bio submitted by [`queue_rq`], whose
-/// `bi_private` is its request.
-unsafe extern "C" fn clone_endio(bio: *mut bindings::bio) {
-    // SAFETY: The bio is ours until `bio_put`, and was set up by `queue_rq`.
-    let (rq, status) = unsafe { ((*bio).bi_private.cast::<bindings::request>(), (*bio).bi_status) };
-    // SAFETY: `rq` is a vtier request owned by the driver: it cannot end
-    // while this clone holds one count of it.
-    let data = unsafe { rq_data(rq) };
-    if status != 0 {
-        let _ = data.status.cmpxchg(0, u32::from(status), Relaxed);
-    }
-    // SAFETY: The clone is not used after this.
-    unsafe { bindings::bio_put(bio) };
-    // SAFETY: This clone owned one count of `pending`.
-    unsafe { put_rq(rq) };
-}
-
-/// Builds the chain (through `bi_next`) of bios to submit for `rq`: one
-/// clone per bio, remapped, or one empty preflush bio for a flush. On
-/// allocation failure, everything allocated is released.
-///
-/// # Safety
-///
-/// `rq` is a vtier request owned by the driver; `target` is its queue's.
-unsafe fn build_bios(
-    target: &Target,
-    rq: *mut bindings::request,
-) -> Result<(*mut bindings::bio, u32)> {
-    let gfp = bindings::GFP_NOWAIT;
-    // SAFETY: `rq` is valid by the safety requirements.
-    let (cmd_flags, mut src) = unsafe { ((*rq).cmd_flags, (*rq).bio) };
-    let op = cmd_flags & REQ_OP_MASK;
-    let (mut head, mut tail, mut count): (*mut bindings::bio, *mut bindings::bio, u32) =
-        (core::ptr::null_mut(), core::ptr::null_mut(), 0);
-
-    let release = |mut b: *mut bindings::bio| {
-        while !b.is_null() {
-            // SAFETY: Each bio of the chain was allocated here and never
-            // submitted.
-            unsafe {
-                let next = (*b).bi_next;
-                bindings::bio_put(b);
-                b = next;
+        // SAFETY: By the type invariant the queue is live; the disk was
+        // deleted first, so no request is queued any more, and destroying
+        // the queue waits for the worker.
+        unsafe { vtier_rq_queue_destroy(self.queue.as_ptr()) };
+        let store = self.state.lock().store.take();
+        if let Some(store) = store {
+            match on_fresh_stack(move || store.close().map(drop).map_err(engine_errno)) {
+                Ok(()) => pr_info!("{}: volume closed cleanly\n", self.name()),
+                Err(e) => pr_err!(
+                    "{}: closing the volume failed ({}); the next power=1 recovers it from the WAL\n",
+                    self.name(),
+                    e.to_errno()
+                ),
             }
         }
+    }
+}
+
+/// The worker's callback: serves and ends one request.
+///
+/// # Safety
+///
+/// Called by `rq_queue.c` for a request [`queue_rq`] queued, whose queue's
+/// `queuedata` is a live [`Target`].
+unsafe extern "C" fn serve_rq(rq: *mut bindings::request) {
+    // SAFETY: `queuedata` is the pinned `Target` of this queue, which lives
+    // until its queue (and so this worker) is destroyed.
+    let target = unsafe { &*(*(*rq).q).queuedata.cast::<Target>() };
+    // SAFETY: `rq` was started by `queue_rq` and is owned by the driver.
+    let status = match unsafe { target.serve(rq) } {
+        Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
+        Err(e) => errno_status(e),
     };
-
-    if op == bindings::req_op_REQ_OP_FLUSH {
-        // SAFETY: A zero-vector bio from our bio set on the backing device.
-        let bio = unsafe {
-            bindings::bio_alloc_bioset(
-                target.perf.as_ptr(),
-                0,
-                bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH,
-                gfp,
-                target.bioset(),
-            )
-        };
-        if bio.is_null() {
-            return Err(ENOMEM);
-        }
-        return Ok((bio, 1));
-    }
-
-    while !src.is_null() {
-        // SAFETY: `src` is a bio of `rq`, valid while the driver owns `rq`;
-        // the clone shares its pages, which stay valid until `rq` ends.
-        let clone = unsafe { bindings::bio_alloc_clone(target.perf.as_ptr(), src, gfp, target.bioset()) };
-        if clone.is_null() {
-            release(head);
-            return Err(ENOMEM);
-        }
-        // SAFETY: `clone` is freshly allocated and owned here. Preflush is
-        // done by blk-mq's flush machinery as a separate request; FUA is
-        // taken from the request, which blk-mq keeps or clears.
-        unsafe {
-            (*clone).bi_iter.bi_sector += target.data_start_sectors;
-            (*clone).bi_opf = ((*clone).bi_opf & !(REQ_PREFLUSH | REQ_FUA)) | (cmd_flags & REQ_FUA);
-            (*clone).bi_next = core::ptr::null_mut();
-            if tail.is_null() {
-                head = clone;
-            } else {
-                (*tail).bi_next = clone;
-            }
-            tail = clone;
-            src = (*src).bi_next;
-        }
-        count += 1;
-    }
-    Ok((head, count))
+    // SAFETY: Ends `rq` exactly once; nothing touches it afterwards.
+    unsafe { bindings::blk_mq_end_request(rq, status) };
 }
 
-/// `blk_mq_ops.queue_rq`.
+/// `blk_mq_ops.queue_rq`: starts the request and queues it for the worker.
 ///
 /// # Safety
 ///
@@ -271,65 +331,17 @@ unsafe extern "C" fn queue_rq(
         | bindings::req_op_REQ_OP_WRITE_ZEROES => {}
         _ => return errno_status(EOPNOTSUPP),
     }
-    // SAFETY: `rq` is owned by the driver and `target` is its queue's.
-    let (mut bio, count) = match unsafe { build_bios(target, rq) } {
-        Ok(chain) => chain,
-        // Nothing was submitted: blk-mq requeues the request and retries.
-        Err(_) => return errno_status(ENOMEM),
-    };
-
-    // SAFETY: The PDU is reserved for an `RqData` (`cmd_size`); nothing else
-    // uses it before the request is started.
+    // SAFETY: `rq` is owned by the driver from here until `serve_rq` ends
+    // it; the queue is live while the disk is (type invariant of `Target`).
     unsafe {
-        bindings::blk_mq_rq_to_pdu(rq).cast::<RqData>().write(RqData {
-            pending: Atomic::new(count + 1),
-            status: Atomic::new(0),
-        });
         bindings::blk_mq_start_request(rq);
+        vtier_rq_queue_add(target.queue.as_ptr(), rq);
     }
-    while !bio.is_null() {
-        // SAFETY: Each bio in the chain is owned here until submitted; after
-        // `submit_bio` only `clone_endio` touches it.
-        unsafe {
-            let next = (*bio).bi_next;
-            (*bio).bi_next = core::ptr::null_mut();
-            (*bio).bi_end_io = Some(clone_endio);
-            (*bio).bi_private = rq.cast::<c_void>();
-            bindings::submit_bio(bio);
-            bio = next;
-        }
-    }
-    // SAFETY: `queue_rq` held the bias count.
-    unsafe { put_rq(rq) };
     bindings::BLK_STS_OK as bindings::blk_status_t
-}
-
-/// `blk_mq_ops.init_hctx`: gives our flush queues their own lock class.
-///
-/// A backing device's flush completion ends our flush request from inside
-/// its own `flush_end_io`, which holds its `mq_flush_lock`, and ours takes
-/// our `mq_flush_lock`: two instances, one lockdep class by default, so
-/// lockdep would report recursive locking. nvme-loop does the same.
-///
-/// # Safety
-///
-/// Called by blk-mq with a valid `hctx` being initialised.
-unsafe extern "C" fn init_hctx(
-    hctx: *mut bindings::blk_mq_hw_ctx,
-    _data: *mut c_void,
-    _index: c_uint,
-) -> kernel::ffi::c_int {
-    // SAFETY: `hctx` is valid and its flush queue allocated; the key is
-    // static, so it outlives every queue.
-    unsafe {
-        bindings::blk_mq_hctx_set_fq_lock_class(hctx, kernel::static_lock_class!().as_ptr())
-    };
-    0
 }
 
 static MQ_OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
     queue_rq: Some(queue_rq),
-    init_hctx: Some(init_hctx),
     // SAFETY: Every other member is an optional callback; all-zero is `None`.
     ..unsafe { core::mem::zeroed() }
 };
@@ -372,13 +384,9 @@ impl TagSet {
                     (*set).ops = &MQ_OPS;
                     (*set).nr_hw_queues = cpus.clamp(1, MAX_HW_QUEUES);
                     (*set).nr_maps = 1;
-                    // `queue_rq` submits to the backing device, which may
-                    // sleep (for one of its tags, for instance): blk-mq must
-                    // call it where sleeping is allowed (SRCU, not RCU).
-                    (*set).flags = bindings::BLK_MQ_F_BLOCKING;
+                    // `queue_rq` only queues: it never sleeps.
                     (*set).queue_depth = QUEUE_DEPTH;
                     (*set).numa_node = bindings::NUMA_NO_NODE;
-                    (*set).cmd_size = size_of::<RqData>() as c_uint;
                     bindings::blk_mq_alloc_tag_set(set)
                 })
             }),
@@ -434,12 +442,11 @@ impl Disk {
         lim.io_min = BLOCK_SIZE as u32;
         // SAFETY: Returns a constant.
         lim.features = unsafe { vtier_blk_feat_write_cache_fua() };
-        let discard = target.perf.max_discard_sectors();
-        if discard >= SECTORS_PER_BLOCK as u32 {
-            lim.max_hw_discard_sectors = discard;
-            lim.discard_granularity = BLOCK_SIZE as u32;
-        }
-        lim.max_write_zeroes_sectors = target.perf.write_zeroes_sectors();
+        lim.max_hw_sectors = (MAX_REQUEST_BYTES / 512) as u32;
+        // Discard and write-zeroes unmap: no data moves.
+        lim.max_hw_discard_sectors = MAX_UNMAP_SECTORS;
+        lim.discard_granularity = BLOCK_SIZE as u32;
+        lim.max_write_zeroes_sectors = MAX_UNMAP_SECTORS;
 
         let queuedata = core::ptr::from_ref::<Target>(&target).cast_mut().cast::<c_void>();
         // SAFETY: `tag_set` is allocated; `lim` is initialised; `queuedata`
@@ -490,7 +497,7 @@ impl Disk {
 impl Drop for Disk {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the disk was added; `del_gendisk`
-        // drains every request, so no clone references `target` afterwards.
+        // drains every request, so none references `target` afterwards.
         unsafe {
             bindings::del_gendisk(self.gendisk.as_ptr());
             bindings::put_disk(self.gendisk.as_ptr());

@@ -29,15 +29,7 @@ unsigned int vtier_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
-unsigned int vtier_bdev_max_discard_sectors(struct block_device *bdev)
-{
-	return bdev_max_discard_sectors(bdev);
-}
 
-unsigned int vtier_bdev_write_zeroes_sectors(struct block_device *bdev)
-{
-	return bdev_write_zeroes_sectors(bdev);
-}
 
 dev_t vtier_bdev_dev(struct block_device *bdev)
 {

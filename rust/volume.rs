@@ -15,7 +15,8 @@ use crate::crypto::{KeyBuf, Xts};
 use crate::encryption::Encryption;
 use crate::error::Error as EngineError;
 use crate::device::BlockDevice;
-use crate::blk::{Disk, Target};
+use crate::blk::{on_fresh_stack, Disk, Target};
+use crate::store::Store;
 use crate::path::DevPath;
 use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
 
@@ -76,10 +77,12 @@ pub(crate) struct Volume {
     // may still reference, then its index.
     disk: Disk,
     _capacity: KVec<BackingDevice>,
-    /// The volume's cipher, keyed and checked, if it is encrypted; the
-    /// encrypted data log will use it.
-    _cipher: Option<Xts>,
     index: DiskIndex,
+}
+
+/// The engine's error as an errno (`EUCLEAN` for corruption, `EIO` ...).
+fn engine_errno(e: EngineError) -> Error {
+    Error::from_errno(-e.to_errno())
 }
 
 /// Logs why `name` failed to come up and passes the error on.
@@ -162,20 +165,27 @@ impl Volume {
         }
         let cipher = Self::open_cipher(name, cfg, &sb)?;
         let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
-        // This stage maps /dev/vtierN 1:1 onto the data area, which starts
-        // after every metadata structure (`sb.data_start`, checked against
-        // the device size when the superblock was decoded).
-        let data_blocks = sb
-            .nr_blocks
-            .checked_sub(sb.data_start)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| fail(name, EINVAL, fmt!("performance device has no data area")))?;
+        // Recovers the map (WAL replay) and checkpoints: the first writes.
+        let store = on_fresh_stack(move || {
+            Store::open(perf, cipher).map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))
+        })?;
+        let nr_lbas = store.nr_lbas();
+        if nr_lbas == 0 {
+            return Err(fail(name, EINVAL, fmt!("performance device has no data area")));
+        }
+        let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
         let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
         let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
-        let disk = Disk::new(index.0, Target::new(perf, sb.data_start), data_blocks)
-            .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
-        pr_info!("{}: vtier{} up, {} blocks\n", name, index.0, data_blocks);
-        Ok(Self { name: vol_name, disk, _capacity: capacity, _cipher: cipher, index })
+        let target = Target::new(name, store).map_err(|e| fail(name, e, fmt!("cannot set up the request queue")))?;
+        let disk = Disk::new(index.0, target, nr_lbas).map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
+        pr_info!(
+            "{}: vtier{} up, {} blocks, {}\n",
+            name,
+            index.0,
+            nr_lbas,
+            if encrypted { "encrypted (aes-xts)" } else { "not encrypted" }
+        );
+        Ok(Self { name: vol_name, disk, _capacity: capacity, index })
     }
 
     /// The cipher of an encrypted volume, keyed with the configured key once

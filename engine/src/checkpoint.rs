@@ -36,7 +36,7 @@ use crate::allocator::{AllocLayout, AllocRoot, Allocator};
 use crate::device::{BlockDevice, BLOCK_SIZE};
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
-use crate::kcompat::{KVec, GFP_KERNEL};
+use crate::kcompat::{KBox, KVec, GFP_KERNEL};
 use crate::superblock::{MapRoot, Role, Superblock, WalPosition, COPIES, NR_ROOTS};
 use crate::wal::Wal;
 use crate::wal_block::{volume_tag, Record};
@@ -59,8 +59,10 @@ pub struct FormatOptions {
 
 /// The performance device's superblock, allocator and WAL.
 pub struct Volume {
-    sb: Superblock,
-    alloc: Allocator,
+    /// Boxed, as is the allocator: a `Volume` moves through several
+    /// functions on its way into the map, and the kernel stack is small.
+    sb: KBox<Superblock>,
+    alloc: KBox<Allocator>,
     /// `None` between `open` and `replay`.
     wal: Option<Wal>,
     failed: bool,
@@ -159,8 +161,8 @@ impl Volume {
         };
         write_both(dev, &sb)?;
         Ok(Self {
-            sb,
-            alloc,
+            sb: KBox::new(sb, GFP_KERNEL)?,
+            alloc: KBox::new(alloc, GFP_KERNEL)?,
             wal: Some(wal_log),
             failed: false,
         })
@@ -221,7 +223,11 @@ impl Volume {
                 Err(e) => first_err = first_err.or(Some(e)),
             }
         }
-        out.sort_unstable_by_key(|s| core::cmp::Reverse(s.generation));
+        // Newest first. (Two elements: a swap, not a sort, whose scratch
+        // space for 300-byte elements would not fit a kernel stack.)
+        if out.len() == 2 && out[1].generation > out[0].generation {
+            out.swap(0, 1);
+        }
         match (out.is_empty(), first_err) {
             (true, Some(e)) => Err(e),
             _ => Ok(out),
@@ -267,8 +273,8 @@ impl Volume {
     pub fn open(dev: &mut dyn BlockDevice, cache_pages: usize) -> Result<Self> {
         let (sb, alloc) = Self::choose(dev, cache_pages)?;
         Ok(Self {
-            sb,
-            alloc,
+            sb: KBox::new(sb, GFP_KERNEL)?,
+            alloc: KBox::new(alloc, GFP_KERNEL)?,
             wal: None,
             failed: false,
         })
@@ -286,7 +292,7 @@ impl Volume {
         if self.wal.is_some() {
             return Err(Error::InvalidArgument);
         }
-        let sb = self.sb;
+        let sb = *self.sb;
         let tag = volume_tag(&sb.volume_uuid);
         let alloc = &mut self.alloc;
         let wal = Wal::recover(dev, sb.wal, sb.generation, tag, &mut |d, rec| {
@@ -390,12 +396,12 @@ impl Volume {
                 ..self.sb.map
             },
             roots: *roots,
-            ..self.sb
+            ..*self.sb
         };
         let mut buf = page()?;
         write_superblock(dev, &sb, &mut buf)?;
         wal.write_end(dev, generation)?;
-        self.sb = sb;
+        *self.sb = sb;
         Ok(())
     }
 }

@@ -151,11 +151,13 @@ struct RawSuperblock {
     tweak: [u8; 16],
     /// 0x140: key check value (zero when unencrypted).
     kcv: [u8; 16],
-    /// 0x150..0x1000: zero.
-    reserved: [u8; BLOCK_SIZE - 0x150],
 }
 
-const _: () = assert!(core::mem::size_of::<RawSuperblock>() == BLOCK_SIZE);
+/// Bytes of [`RawSuperblock`]; the rest of the block, up to 0x1000, is
+/// zero. (Kept out of the struct: a whole block as a local is a quarter of
+/// a kernel stack.)
+const RAW_SIZE: usize = 0x150;
+const _: () = assert!(core::mem::size_of::<RawSuperblock>() == RAW_SIZE);
 
 /// A decoded, verified superblock.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -219,9 +221,9 @@ impl Superblock {
             pad2: U32::new(0),
             tweak,
             kcv,
-            reserved: [0; BLOCK_SIZE - 0x150],
         };
-        out.copy_from_slice(raw.as_bytes());
+        out.fill(0);
+        out[..RAW_SIZE].copy_from_slice(raw.as_bytes());
         let sum = crc32c(&out[4..]);
         out[..4].copy_from_slice(&sum.to_le_bytes());
     }
@@ -231,7 +233,11 @@ impl Superblock {
     /// Checks, in order: magic (is this a vtier device at all), checksum,
     /// location, version, then every field's range.
     pub fn decode(buf: &[u8], block: u64) -> Result<Self> {
-        let raw = RawSuperblock::read_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
+        if buf.len() != BLOCK_SIZE {
+            return Err(Error::InvalidArgument);
+        }
+        let (raw, reserved) =
+            RawSuperblock::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
         let header = Header {
             magic_ok: raw.magic.get() == MAGIC,
             checksum: raw.checksum.get(),
@@ -251,7 +257,7 @@ impl Superblock {
         if raw.nr_blocks.get() <= COPIES.len() as u64 {
             return Err(corrupt("superblock device size"));
         }
-        if raw.reserved.iter().any(|&b| b != 0) || raw.pad.get() != 0 || raw.pad2.get() != 0 {
+        if reserved.iter().any(|&b| b != 0) || raw.pad.get() != 0 || raw.pad2.get() != 0 {
             return Err(corrupt("superblock reserved bytes"));
         }
         let encryption = Encryption::from_raw(raw.cipher.get(), raw.tweak, raw.kcv, block)?;

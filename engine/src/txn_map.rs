@@ -163,9 +163,13 @@ impl<D: BlockDevice> LbaMap<D> {
     ) -> Result<Self> {
         let vol = Volume::open(&mut dev, DEFAULT_CACHE_PAGES)?;
         check(vol.superblock())?;
-        let raw = vol.roots()[ROOT_SLOT_LBA_MAP];
-        let root = PAddr::from_raw(raw, u64::MAX)?;
-        Self::mount(dev, vol, Some(root), accounted)
+        // Zero: the checkpoint of the format itself, before the map's
+        // first (the tree is created then).
+        let root = match vol.roots()[ROOT_SLOT_LBA_MAP] {
+            0 => None,
+            raw => Some(PAddr::from_raw(raw, u64::MAX)?),
+        };
+        Self::mount(dev, vol, root, accounted)
     }
 
     /// Replays the WAL (after an open), creates the tree if `root` is

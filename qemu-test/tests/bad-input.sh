@@ -145,25 +145,39 @@ dd if=/dev/zero of=/tmp/zero bs=1M count=1 2>/dev/null
 run dd if=/tmp/zero of=/dev/vdd bs=1M count=1 oflag=direct conv=notrunc
 attr_write "$VT/sb/perf_device" /dev/vdd
 expect_power_fail sb "$EUCLEAN"
-# vde is formatted (alone). Damage copy 0 only: it must come up from copy 1.
+# vde is formatted (alone). The older superblock copy damaged: it comes up
+# from the newer one (and the checkpoints of coming up and going down
+# rewrite both). The newer copy damaged: refused, since the WAL shows a
+# checkpoint that no valid superblock describes; rolling back silently
+# would lose it.
 attr_write "$VT/sb/perf_device" /dev/vde
 attr_write "$VT/sb/capacity_devices" ""
-run dd if=/dev/vde of=/tmp/sb0 bs=4096 count=1 iflag=direct
-run_sh "printf garbage | dd of=/dev/vde bs=1 seek=512 conv=notrunc"
-run blockdev --flushbufs /dev/vde
+# older_copy DEV: 0 or 1, the copy with the lower generation.
+older_copy() {
+	vtierctl show "$1" | sed -n 's/^copy \([01]\): generation \([0-9]*\).*/\2 \1/p' | sort -n | head -1 | cut -d' ' -f2
+}
+damage() { # COPY
+	run_sh "printf garbage | dd of=/dev/vde bs=1 seek=$(($1 * 4096 + 512)) conv=notrunc"
+	run blockdev --flushbufs /dev/vde
+}
+old=$(older_copy /dev/vde)
+damage "$old"
 kmsg_mark
 disk=$(vtier_up sb)
-echo "vde with a damaged copy 0 came up as $disk"
+echo "vde with its older copy $old damaged came up as $disk"
 vtier_down sb
+run dd if=/dev/vde of=/tmp/sb01 bs=4096 count=2 iflag=direct
+new=$((1 - $(older_copy /dev/vde)))
+damage "$new"
+expect_power_fail sb "$EUCLEAN"
 # Both copies damaged.
-run_sh "printf garbage | dd of=/dev/vde bs=1 seek=$((4096 + 512)) conv=notrunc"
-run blockdev --flushbufs /dev/vde
+damage $((1 - new))
 expect_power_fail sb "$EUCLEAN"
-# Copy 0 damaged, and block 1 holds a valid copy 0 (a misdirected write).
-run dd if=/tmp/sb0 of=/dev/vde bs=4096 seek=1 oflag=direct conv=notrunc
+# The newer copy written to the other's place (a misdirected write).
+run dd if=/tmp/sb01 of=/dev/vde bs=4096 count=1 skip="$new" seek=$((1 - new)) oflag=direct conv=notrunc
 expect_power_fail sb "$EUCLEAN"
-# Copy 0 repaired: up again.
-run dd if=/tmp/sb0 of=/dev/vde bs=4096 oflag=direct conv=notrunc
+# Both copies repaired: up again.
+run dd if=/tmp/sb01 of=/dev/vde bs=4096 count=2 oflag=direct conv=notrunc
 disk=$(vtier_up sb)
 vtier_down sb
 run rmdir "$VT/sb"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 512M 64M 64M
+# vtier-disks: 768M 64M 64M
 # vtier-timeout: 900
 # vtier-needs: module
 #

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vtier_engine::alloc_io::DEFAULT_CACHE_PAGES;
 use vtier_engine::checkpoint::{FormatOptions, Volume};
 use vtier_engine::cipher::TWEAK_SIZE;
 use vtier_engine::cipher_soft::SoftXts;
@@ -25,6 +24,7 @@ use vtier_engine::encryption::Encryption;
 use vtier_engine::error::Error;
 use vtier_engine::file_device::FileDevice;
 use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::txn_map::LbaMap;
 
 #[derive(Parser)]
 #[command(name = "vtierctl", version, about = "Manage vtier devices offline")]
@@ -162,7 +162,8 @@ fn format(
         };
         let mut dev = FileDevice::with_blocks(f, nr_blocks);
         let sb = if index == 0 {
-            Volume::format(&mut dev, &opts, DEFAULT_CACHE_PAGES).map(|v| *v.superblock())
+            // The performance device gets the empty LBA map too.
+            LbaMap::format(&mut dev, &opts).map(|mut m| m.superblock())
         } else {
             Volume::format_capacity(&mut dev, &opts, index as u32)
         }
