@@ -9,13 +9,16 @@
 //! bytes long, a raw one exactly 64.
 //!
 //! Every buffer that holds key bytes here is wiped when dropped
-//! ([`Zeroizing`]): the file's bytes are read straight into one fixed-size
-//! buffer (no growing vector that would leave old copies in freed memory),
-//! and the key itself lives in another. Keys are never printed; error
-//! messages name the file and what is wrong with its *shape* only.
+//! ([`Zeroizing`]): the file's bytes are read from its descriptor (for
+//! standard input too, bypassing `io::stdin()`'s buffer) straight into one
+//! fixed-size buffer (no growing vector that would leave old copies in
+//! freed memory), and the key itself lives in another. Keys are never
+//! printed; error messages name the file and what is wrong with its
+//! *shape* only.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use vtier_engine::cipher::{check_key, XtsKey, XTS_KEY_SIZE};
@@ -30,7 +33,14 @@ pub fn read_key_file(path: &Path) -> Result<Zeroizing<XtsKey>, String> {
     let name = path.display();
     let mut buf = Zeroizing::new([0u8; MAX_FILE + 1]);
     let len = if path.as_os_str() == "-" {
-        read_full(&mut io::stdin().lock(), &mut buf[..])
+        // Standard input through a duplicate of its descriptor, not
+        // `io::stdin()`, whose buffer would keep a copy of the key until
+        // the process exits.
+        io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .and_then(|mut f| read_full(&mut f, &mut buf[..]))
     } else {
         File::open(path).and_then(|mut f| read_full(&mut f, &mut buf[..]))
     }
