@@ -167,7 +167,7 @@ impl Volume {
         let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
         // Recovers the map (WAL replay) and checkpoints: the first writes.
         let store = on_fresh_stack(move || {
-            Store::open(perf, cipher).map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))
+            Store::open(perf, None, cipher).map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))
         })?;
         let nr_lbas = store.nr_lbas();
         if nr_lbas == 0 {

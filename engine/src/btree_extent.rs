@@ -203,7 +203,10 @@ mod tests {
             csum: 5,
             flags: EXTENT_CSUM | EXTENT_HEADED | EXTENT_ENCRYPTED,
         };
-        assert_eq!(e.slice(0, 3).unwrap().flags, EXTENT_HEADED | EXTENT_ENCRYPTED);
+        assert_eq!(
+            e.slice(0, 3).unwrap().flags,
+            EXTENT_HEADED | EXTENT_ENCRYPTED
+        );
         assert_eq!(e.slice(3, 7).unwrap().flags, EXTENT_ENCRYPTED);
         assert_eq!(e.slice(0, 10).unwrap(), e);
         // Two pieces of one entry differ in flags and never glue back.

@@ -199,7 +199,10 @@ mod tests {
     fn rejects_what_does_not_belong() {
         let mut buf = vec![0u8; BLOCK_SIZE];
         encode(&sample(), 55, 9, &mut buf).unwrap();
-        assert!(matches!(decode(&buf, 56, 9), Err(Error::WrongLocation { .. })));
+        assert!(matches!(
+            decode(&buf, 56, 9),
+            Err(Error::WrongLocation { .. })
+        ));
         assert!(matches!(decode(&buf, 55, 8), Err(Error::Corrupt { .. })));
         for at in [0, 5, 0x20, 0x3f, 0x40, 4095] {
             let mut bad = buf.clone();
@@ -223,7 +226,13 @@ mod tests {
         assert_eq!(verify_data(&e, &data, 1), Ok(()));
         let mut bad = data.clone();
         bad[5000] ^= 1;
-        assert_eq!(verify_data(&e, &bad, 1), Err(Error::BadChecksum { block: 1 }));
-        assert_eq!(verify_data(&e, &data[..BLOCK_SIZE], 1), Err(Error::InvalidArgument));
+        assert_eq!(
+            verify_data(&e, &bad, 1),
+            Err(Error::BadChecksum { block: 1 })
+        );
+        assert_eq!(
+            verify_data(&e, &data[..BLOCK_SIZE], 1),
+            Err(Error::InvalidArgument)
+        );
     }
 }

@@ -17,6 +17,14 @@
 //! redo records, and every WAL commit flushes the data entries first, so
 //! a map that survives a crash never points at data that did not.
 //!
+//! With a capacity tier ([`StripeStore`]), [`Store::destage`] moves
+//! data on into erasure-coded stripes: the stored bytes (ciphertext on an
+//! encrypted volume) are copied as they are, never decrypted or
+//! re-encrypted, the stripe is committed, and one transaction repoints the
+//! logical blocks at it; the performance-tier blocks are freed like any
+//! displaced ones. Writes destage on their own when the performance tier
+//! runs short of free blocks.
+//!
 //! The store is single-threaded: the kernel serialises calls with a lock.
 
 use crate::btree_extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
@@ -29,6 +37,7 @@ use crate::encryption::Encryption;
 use crate::error::{Error, Result};
 use crate::kcompat::{KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
+use crate::stripe_store::StripeStore;
 use crate::superblock::Superblock;
 use crate::txn::Outcome;
 use crate::txn_map::{release, LbaMap};
@@ -37,6 +46,9 @@ use crate::wal_block::volume_tag;
 /// Committed map updates the tuple cache holds before a checkpoint is
 /// forced (bounds the cache's memory and the replay after a crash).
 pub const CHECKPOINT_TUPLES: usize = 4096;
+/// Most extents one stripe takes in a destage (one transaction, one WAL
+/// record: below [`crate::txn_map::MAX_TXN_TUPLES`]).
+const DESTAGE_EXTENTS: usize = 64;
 
 /// Counters (debugfs, `vtierctl`, tests).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +73,12 @@ pub struct StoreStats {
     pub checksum_errors: u64,
     /// Checkpoints run by the store.
     pub checkpoints: u64,
+    /// Stripes written by destaging.
+    pub destaged_stripes: u64,
+    /// Blocks moved to the capacity tier.
+    pub destaged_blocks: u64,
+    /// Blocks read from the capacity tier.
+    pub stripe_blocks_read: u64,
 }
 
 /// Logical blocks a device exports: two fifths of the performance tier's
@@ -108,6 +126,12 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     header: KVec<u8>,
     displaced: KVec<Extent>,
     stats: StoreStats,
+    /// The capacity tier, if the volume has one.
+    stripes: Option<StripeStore<D>>,
+    /// One stripe's data, allocated at the first destage.
+    stage: KVec<u8>,
+    /// Where the next destage looks for data on the performance tier.
+    destage_at: u64,
 }
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
@@ -117,13 +141,15 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     pub fn format(dev: D, opts: &FormatOptions, cipher: Option<C>) -> Result<Self> {
         check_cipher(&opts.encryption, cipher.as_ref())?;
         let dev = LbaMap::format(dev, opts)?.into_device();
-        Self::open(dev, cipher)
+        Self::open(dev, None, cipher)
     }
 
-    /// Opens the volume on `dev`: the key is checked before anything is
-    /// written, then the map is recovered (see [`LbaMap::open_accounted`]).
-    pub fn open(dev: D, cipher: Option<C>) -> Result<Self> {
-        let mut map = LbaMap::open_accounted(dev, |sb| check_cipher(&sb.encryption, cipher.as_ref()))?;
+    /// Opens the volume on `dev`, with the capacity tier `stripes` if it
+    /// has one: the key is checked before anything is written, then the
+    /// map is recovered (see [`LbaMap::open_accounted`]).
+    pub fn open(dev: D, stripes: Option<StripeStore<D>>, cipher: Option<C>) -> Result<Self> {
+        let mut map =
+            LbaMap::open_accounted(dev, |sb| check_cipher(&sb.encryption, cipher.as_ref()))?;
         let sb = map.superblock();
         let mut header = KVec::new();
         header.resize(BLOCK_SIZE, 0u8, GFP_KERNEL)?;
@@ -138,7 +164,15 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             header,
             displaced: KVec::new(),
             stats: StoreStats::default(),
+            stripes,
+            stage: KVec::new(),
+            destage_at: 0,
         })
+    }
+
+    /// The capacity tier, if any (status, fault handling).
+    pub fn stripes(&mut self) -> Option<&mut StripeStore<D>> {
+        self.stripes.as_mut()
     }
 
     /// Logical blocks the device exports.
@@ -198,15 +232,27 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
 
     /// Reads the (sliced) extent `ext`, `out.len()` bytes of it.
     fn read_extent(&mut self, ext: &Extent, out: &mut [u8]) -> Result {
-        let Location::Perf { block } = ext.paddr.location() else {
-            // Nothing moves data off the performance tier yet.
-            return Err(Error::Corrupt {
-                block: ext.paddr.error_block(),
-                what: "extent outside the performance tier",
-            });
-        };
-        let (_, dev) = self.map.volume_and_device();
-        dev.read(block, out)?;
+        let block = ext.paddr.error_block();
+        match ext.paddr.location() {
+            Location::Perf { block } => {
+                let (_, dev) = self.map.volume_and_device();
+                dev.read(block, out)?;
+            }
+            Location::Stripe { .. } => {
+                let stripes = self.stripes.as_mut().ok_or(Error::Corrupt {
+                    block,
+                    what: "extent in a stripe, but the volume has no capacity tier",
+                })?;
+                stripes.read_paddr(ext.paddr, out)?;
+                self.stats.stripe_blocks_read += (out.len() / BLOCK_SIZE) as u64;
+            }
+            Location::Device { .. } => {
+                return Err(Error::Corrupt {
+                    block,
+                    what: "extent on a capacity device outside any stripe",
+                });
+            }
+        }
         self.stats.blocks_read += (out.len() / BLOCK_SIZE) as u64;
         if ext.flags & EXTENT_CSUM != 0
             && out.len() == ext.len as usize * BLOCK_SIZE
@@ -248,12 +294,18 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
 
     /// Allocates `len` blocks for an entry; a full device is checkpointed
     /// once (which makes the displaced blocks free) before `NoSpace`.
+    /// Allocates `len` blocks for an entry; a full device is checkpointed
+    /// (which makes the displaced blocks free), then destaged, before
+    /// `NoSpace`.
     fn alloc_entry(&mut self, len: u32) -> Result<u64> {
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             let hint = self.hint;
             let (vol, dev) = self.map.volume_and_device();
             match vol.alloc()?.alloc_extent(dev, hint, len) {
-                Err(Error::NoSpace) if attempt == 0 => {
+                Err(Error::NoSpace) if attempt < 2 => {
+                    if attempt == 1 && self.destage(8)? == 0 {
+                        return Err(Error::NoSpace);
+                    }
                     self.map.checkpoint()?;
                     self.stats.checkpoints += 1;
                 }
@@ -263,9 +315,21 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Err(Error::NoSpace)
     }
 
+    /// Whether the performance tier is short of free blocks: under a
+    /// quarter of its data area.
+    fn perf_short(&mut self) -> Result<bool> {
+        let (vol, _) = self.map.volume_and_device();
+        let sb = vol.superblock();
+        let area = sb.nr_blocks.saturating_sub(sb.data_start);
+        Ok(vol.alloc()?.free_blocks() < area / 4)
+    }
+
     /// One entry: at most [`MAX_ENTRY_BLOCKS`] blocks.
     fn write_entry(&mut self, lba: u64, data: &mut [u8]) -> Result {
         let nr = (data.len() / BLOCK_SIZE) as u32;
+        if self.stripes.is_some() && self.perf_short()? {
+            self.destage(1)?;
+        }
         self.maybe_checkpoint()?;
         let encrypted = self.cipher.is_some();
         if let Some(cipher) = &self.cipher {
@@ -317,7 +381,13 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         self.release_displaced()
     }
 
-    fn log_and_map(&mut self, txn: &crate::txn::Txn, entry: &Entry, start: u64, data: &[u8]) -> Result {
+    fn log_and_map(
+        &mut self,
+        txn: &crate::txn::Txn,
+        entry: &Entry,
+        start: u64,
+        data: &[u8],
+    ) -> Result {
         datalog::encode(entry, start, self.tag, &mut self.header)?;
         let (_, dev) = self.map.volume_and_device();
         dev.write(start, &self.header)?;
@@ -333,8 +403,12 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             flags,
         };
         self.displaced.clear();
-        self.map
-            .mapped_in(txn, entry.lba, u64::from(entry.nr_blocks), &mut self.displaced)?;
+        self.map.mapped_in(
+            txn,
+            entry.lba,
+            u64::from(entry.nr_blocks),
+            &mut self.displaced,
+        )?;
         self.map.map(txn, entry.lba, ext)
     }
 
@@ -349,6 +423,121 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         }
         self.displaced.clear();
         Ok(())
+    }
+
+    /// Moves up to `max_stripes` stripes of data from the performance tier
+    /// to the capacity tier (see the module docs); returns the blocks
+    /// moved, 0 without a capacity tier or with nothing left to move.
+    pub fn destage(&mut self, max_stripes: u32) -> Result<u64> {
+        let mut moved = 0;
+        for _ in 0..max_stripes {
+            match self.destage_stripe()? {
+                0 => break,
+                n => moved += n,
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Gathers performance-tier extents from `destage_at` on, at most one
+    /// stripe's worth; returns them as (lba, extent, offset in the stripe).
+    fn gather(&mut self, cap: u64, out: &mut KVec<(u64, Extent, u64)>) -> Result {
+        let txn = self.map.begin()?;
+        let r = (|| {
+            let (mut at, mut scanned, mut total) = (self.destage_at, 0u64, 0u64);
+            while total < cap && out.len() < DESTAGE_EXTENTS && scanned < self.nr_lbas {
+                if at >= self.nr_lbas {
+                    at = 0;
+                }
+                let want = (cap - total).min(self.nr_lbas - at);
+                let piece = self.map.lookup(&txn, at, want)?;
+                let len = piece.len.min(want);
+                if let Some(ext) = piece.value {
+                    if let Location::Perf { .. } = ext.paddr.location() {
+                        out.push((at, ext, total), GFP_KERNEL)?;
+                        total += len;
+                    }
+                }
+                at += len;
+                scanned += len;
+            }
+            self.destage_at = at;
+            Ok(())
+        })();
+        self.map.abort(txn);
+        r
+    }
+
+    /// One stripe of [`Store::destage`].
+    fn destage_stripe(&mut self) -> Result<u64> {
+        let Some(stripes) = self.stripes.as_ref() else {
+            return Ok(0);
+        };
+        if stripes.is_read_only() {
+            return Ok(0);
+        }
+        let cap = stripes.geometry().data_blocks();
+        self.maybe_checkpoint()?;
+        let mut pieces = KVec::new();
+        self.gather(cap, &mut pieces)?;
+        let Some(&(_, last, off)) = pieces.last() else {
+            return Ok(0);
+        };
+        let total = off + u64::from(last.len);
+        if self.stage.len() != cap as usize * BLOCK_SIZE {
+            self.stage = KVec::from_elem(0u8, cap as usize * BLOCK_SIZE, GFP_KERNEL)?;
+        }
+        self.stage.fill(0);
+        // The stored bytes, as they are: no cipher on the way.
+        for &(_, ext, off) in pieces.iter() {
+            let Location::Perf { block } = ext.paddr.location() else {
+                return Err(Error::InvalidArgument);
+            };
+            let from = off as usize * BLOCK_SIZE;
+            let buf = self
+                .stage
+                .get_mut(from..from + ext.len as usize * BLOCK_SIZE)
+                .ok_or(Error::InvalidArgument)?;
+            let (_, dev) = self.map.volume_and_device();
+            dev.read(block, buf)?;
+            if ext.flags & EXTENT_CSUM != 0 && crc32c(buf) != ext.csum {
+                // Never spread corrupt data further.
+                self.stats.checksum_errors += 1;
+                return Err(Error::BadChecksum { block });
+            }
+        }
+        let stripes = self.stripes.as_mut().ok_or(Error::InvalidArgument)?;
+        let s = stripes.write_stripe(&self.stage)?;
+        // Durable before any map points at it.
+        stripes.commit()?;
+        let txn = self.map.begin()?;
+        self.displaced.clear();
+        let r = (|| {
+            for &(lba, ext, off) in pieces.iter() {
+                let offset = u32::try_from(off).map_err(|_| Error::InvalidArgument)?;
+                let moved = Extent {
+                    paddr: PAddr::stripe(s, offset)?,
+                    flags: ext.flags & !EXTENT_HEADED,
+                    ..ext
+                };
+                self.map
+                    .mapped_in(&txn, lba, u64::from(ext.len), &mut self.displaced)?;
+                self.map.map(&txn, lba, moved)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            self.map.abort(txn);
+            return Err(e);
+        }
+        match self.map.commit(txn, false)? {
+            Outcome::Committed { .. } => {}
+            Outcome::Aborted => return Err(Error::InvalidArgument),
+        }
+        self.release_displaced()?;
+        self.stats.destaged_stripes += 1;
+        self.stats.destaged_blocks += total;
+        Ok(total)
     }
 
     /// Unmaps `nr` blocks from `lba`; they read as zeros afterwards.
@@ -391,10 +580,16 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         vol.commit(dev)
     }
 
-    /// Checkpoints and returns the device (clean shutdown).
-    pub fn close(mut self) -> Result<D> {
+    /// Checkpoints and returns the device, and the capacity tier's
+    /// (clean shutdown).
+    pub fn close(mut self) -> Result<(D, Option<StripeStore<D>>)> {
         self.map.checkpoint()?;
-        Ok(self.map.into_device())
+        if let Some(st) = self.stripes.as_mut() {
+            if !st.is_read_only() {
+                st.commit()?;
+            }
+        }
+        Ok((self.map.into_device(), self.stripes))
     }
 
     /// Verifies the data log entry that owns the extent mapping `lba`, if

@@ -32,9 +32,9 @@
 //! an allocation and the commit that maps it fall in one generation.
 
 use crate::alloc_io::DEFAULT_CACHE_PAGES;
+use crate::allocator::Allocator;
 use crate::btree::{create, BTreeConfig, ReadTree, WriteTree};
 use crate::btree_devstore::DevNodeStore;
-use crate::allocator::Allocator;
 use crate::btree_extent::{Extent, EXTENT_HEADED};
 use crate::btree_map::Piece;
 use crate::btree_tm::{NodeTm, DEFAULT_CACHE_NODES};
@@ -119,7 +119,12 @@ pub fn claim(alloc: &mut Allocator, dev: &mut dyn BlockDevice, ext: &Extent) -> 
     }
 }
 
-fn alloc_all(alloc: &mut Allocator, dev: &mut dyn BlockDevice, start: u64, len: u32) -> Result<bool> {
+fn alloc_all(
+    alloc: &mut Allocator,
+    dev: &mut dyn BlockDevice,
+    start: u64,
+    len: u32,
+) -> Result<bool> {
     for b in start..start + u64::from(len) {
         if !alloc.is_allocated(dev, b)? {
             return Ok(false);
@@ -235,7 +240,12 @@ impl<D: BlockDevice> LbaMap<D> {
         Ok(())
     }
 
-    fn collect_mapped(&mut self, txn: &Txn, ops: &[(u64, TupleOp)], out: &mut KVec<Extent>) -> Result {
+    fn collect_mapped(
+        &mut self,
+        txn: &Txn,
+        ops: &[(u64, TupleOp)],
+        out: &mut KVec<Extent>,
+    ) -> Result {
         for &(lba, op) in ops {
             let len = match op {
                 TupleOp::Map(e) => u64::from(e.len),
@@ -256,7 +266,10 @@ impl<D: BlockDevice> LbaMap<D> {
             if let Some(ext) = piece.value {
                 out.push(ext, GFP_KERNEL)?;
             }
-            at = piece.start.checked_add(piece.len).ok_or(Error::InvalidArgument)?;
+            at = piece
+                .start
+                .checked_add(piece.len)
+                .ok_or(Error::InvalidArgument)?;
         }
         Ok(())
     }

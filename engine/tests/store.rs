@@ -8,7 +8,6 @@
 //! a 64-bit tag (its first eight bytes), so any block read back names the
 //! write it came from, and zeros are "never written or discarded".
 
-use std::collections::BTreeMap;
 use vtier_engine::checkpoint::FormatOptions;
 use vtier_engine::cipher::XtsCipher;
 use vtier_engine::cipher_soft::SoftXts;
@@ -17,6 +16,7 @@ use vtier_engine::encryption::Encryption;
 use vtier_engine::error::Error;
 use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
 use vtier_engine::store::Store;
+use vtier_engine::stripe_store::{StripeOptions, StripeStore};
 
 const KEY: [u8; 64] = {
     let mut k = [0u8; 64];
@@ -72,7 +72,10 @@ fn tag_of(block: &[u8], what: &str) -> u64 {
     let tag = u64::from_le_bytes(block[..8].try_into().unwrap());
     let mut want = vec![0u8; BLOCK_SIZE];
     fill(tag, &mut want);
-    assert!(want == block, "{what}: block is neither zeros nor a written pattern");
+    assert!(
+        want == block,
+        "{what}: block is neither zeros nor a written pattern"
+    );
     tag
 }
 
@@ -99,8 +102,11 @@ fn write_tags<D: BlockDevice>(s: &mut Store<D, SoftXts>, lba: u64, tags: &[u64])
 
 fn read_tags<D: BlockDevice>(s: &mut Store<D, SoftXts>, lba: u64, n: u64, what: &str) -> Vec<u64> {
     let mut buf = vec![0u8; n as usize * BLOCK_SIZE];
-    s.read(lba, &mut buf).unwrap_or_else(|e| panic!("{what}: read {lba}+{n}: {e}"));
-    buf.chunks_exact(BLOCK_SIZE).map(|b| tag_of(b, what)).collect()
+    s.read(lba, &mut buf)
+        .unwrap_or_else(|e| panic!("{what}: read {lba}+{n}: {e}"));
+    buf.chunks_exact(BLOCK_SIZE)
+        .map(|b| tag_of(b, what))
+        .collect()
 }
 
 fn free_blocks<D: BlockDevice>(s: &mut Store<D, SoftXts>) -> u64 {
@@ -115,7 +121,11 @@ fn assert_no_leak<D: BlockDevice>(s: &mut Store<D, SoftXts>, free_empty: u64, wh
     s.discard(0, n).unwrap();
     s.map().checkpoint().unwrap();
     s.map().checkpoint().unwrap();
-    assert_eq!(free_blocks(s), free_empty, "{what}: blocks leaked or freed twice");
+    assert_eq!(
+        free_blocks(s),
+        free_empty,
+        "{what}: blocks leaked or freed twice"
+    );
 }
 
 #[test]
@@ -152,13 +162,16 @@ fn random_io_matches_the_model_and_leaks_nothing() {
                 }
             }
             if op % 700 == 699 {
-                let dev = s.close().unwrap();
-                s = Store::open(dev, cipher(encrypted)).unwrap();
+                let dev = s.close().unwrap().0;
+                s = Store::open(dev, None, cipher(encrypted)).unwrap();
             }
         }
         assert_eq!(read_tags(&mut s, 0, span, "final"), model);
         let st = s.stats();
-        assert!(st.checkpoints > 0, "the device filled: checkpoints must have freed space");
+        assert!(
+            st.checkpoints > 0,
+            "the device filled: checkpoints must have freed space"
+        );
         if encrypted {
             assert_eq!(st.cipher_calls, st.blocks_written + st.blocks_read);
         } else {
@@ -172,8 +185,12 @@ fn random_io_matches_the_model_and_leaks_nothing() {
 fn plaintext_is_nowhere_on_an_encrypted_device() {
     let marker = b"vtier known plaintext marker 0123456789";
     for encrypted in [false, true] {
-        let mut s = Store::format(MemDevice::new(2048).unwrap(), &opts(encrypted), cipher(encrypted))
-            .unwrap();
+        let mut s = Store::format(
+            MemDevice::new(2048).unwrap(),
+            &opts(encrypted),
+            cipher(encrypted),
+        )
+        .unwrap();
         let mut buf = vec![0u8; 8 * BLOCK_SIZE];
         for b in buf.chunks_exact_mut(BLOCK_SIZE) {
             for (i, c) in b.chunks_exact_mut(64).enumerate() {
@@ -187,7 +204,7 @@ fn plaintext_is_nowhere_on_an_encrypted_device() {
         let mut back = vec![0u8; 8 * BLOCK_SIZE];
         s.read(10, &mut back).unwrap();
         assert!(back == plain);
-        let dev = s.close().unwrap();
+        let dev = s.close().unwrap().0;
         let found = dev.image().windows(marker.len()).any(|w| w == marker);
         assert_eq!(found, !encrypted, "encrypted {encrypted}");
     }
@@ -208,7 +225,7 @@ fn equal_blocks_give_equal_ciphertext_that_moves_without_the_cipher() {
     assert!(a == b, "equal plaintext, equal ciphertext");
     assert!(a != plain);
     let calls = s.stats().cipher_calls;
-    let dev = s.close().unwrap();
+    let dev = s.close().unwrap().0;
     let img = dev.image();
     let at: Vec<usize> = img
         .chunks_exact(BLOCK_SIZE)
@@ -219,7 +236,10 @@ fn equal_blocks_give_equal_ciphertext_that_moves_without_the_cipher() {
     assert_eq!(at.len(), 2, "both copies are stored as that ciphertext");
     // Decrypting a copy taken anywhere gives the plaintext back.
     let mut moved = img[at[1] * BLOCK_SIZE..][..BLOCK_SIZE].to_vec();
-    SoftXts::new(&KEY).unwrap().decrypt_unit(&mut moved, &TWEAK).unwrap();
+    SoftXts::new(&KEY)
+        .unwrap()
+        .decrypt_unit(&mut moved, &TWEAK)
+        .unwrap();
     assert!(moved == plain);
     assert_eq!(calls, 2, "one encryption per block written");
 }
@@ -227,24 +247,29 @@ fn equal_blocks_give_equal_ciphertext_that_moves_without_the_cipher() {
 #[test]
 fn a_wrong_or_missing_key_is_refused_before_anything_is_written() {
     let s = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true)).unwrap();
-    let dev = s.close().unwrap();
+    let dev = s.close().unwrap().0;
     let before = dev.image().to_vec();
     let mut wrong = KEY;
     wrong[5] ^= 1;
-    let r = Store::open(MemDevice::from_image(&before).unwrap(), Some(SoftXts::new(&wrong).unwrap()));
+    let r = Store::open(
+        MemDevice::from_image(&before).unwrap(),
+        None,
+        Some(SoftXts::new(&wrong).unwrap()),
+    );
     assert!(matches!(r, Err(Error::WrongKey)));
-    let r = Store::<_, SoftXts>::open(MemDevice::from_image(&before).unwrap(), None);
+    let r = Store::<_, SoftXts>::open(MemDevice::from_image(&before).unwrap(), None, None);
     assert!(matches!(r, Err(Error::WrongKey)));
     // A key for a plain volume is refused too.
     let plain = Store::format(MemDevice::new(2048).unwrap(), &opts(false), None::<SoftXts>)
         .unwrap()
         .close()
-        .unwrap();
-    let r = Store::open(plain, cipher(true));
+        .unwrap()
+        .0;
+    let r = Store::open(plain, None, cipher(true));
     assert!(matches!(r, Err(Error::InvalidArgument)));
     // The refusals wrote nothing.
     let mut dev = MemDevice::from_image(&before).unwrap();
-    let r = Store::open(&mut dev, Some(SoftXts::new(&wrong).unwrap()));
+    let r = Store::open(&mut dev, None, Some(SoftXts::new(&wrong).unwrap()));
     assert!(r.is_err());
     assert!(dev.image() == &before[..]);
 }
@@ -262,8 +287,8 @@ fn every_entry_header_verifies_and_corrupt_data_is_an_error_not_garbage() {
         assert_eq!(s.verify_entry_at(i * 4 + 2).unwrap(), None, "hole");
     }
     // Corrupt one data block of the entry at lba 8 on the device.
-    let mut dev = s.close().unwrap();
-    let mut probe = Store::open(&mut dev, cipher(true)).unwrap();
+    let mut dev = s.close().unwrap().0;
+    let mut probe = Store::open(&mut dev, None, cipher(true)).unwrap();
     let e = probe.verify_entry_at(8).unwrap().unwrap();
     drop(probe);
     let img = dev.image_mut();
@@ -276,9 +301,12 @@ fn every_entry_header_verifies_and_corrupt_data_is_an_error_not_garbage() {
         })
         .expect("header on the device");
     img[(hdr + 2) * BLOCK_SIZE + 100] ^= 0x40;
-    let mut s = Store::open(&mut dev, cipher(true)).unwrap();
+    let mut s = Store::open(&mut dev, None, cipher(true)).unwrap();
     let mut buf = vec![0u8; 2 * BLOCK_SIZE];
-    assert!(matches!(s.read(8, &mut buf), Err(Error::BadChecksum { .. })));
+    assert!(matches!(
+        s.read(8, &mut buf),
+        Err(Error::BadChecksum { .. })
+    ));
     assert!(s.verify_entry_at(8).is_err());
     assert_eq!(s.stats().checksum_errors, 1);
     // The neighbours are intact.
@@ -298,16 +326,26 @@ fn crash_harness(encrypted: bool) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(160);
     let span = 48u64;
-    let s = Store::format(MemDevice::new(1024).unwrap(), &opts(encrypted), cipher(encrypted)).unwrap();
-    let base = s.close().unwrap().image().to_vec();
+    let s = Store::format(
+        MemDevice::new(1024).unwrap(),
+        &opts(encrypted),
+        cipher(encrypted),
+    )
+    .unwrap();
+    let base = s.close().unwrap().0.image().to_vec();
     let free_empty = {
-        let mut s = Store::open(MemDevice::from_image(&base).unwrap(), cipher(encrypted)).unwrap();
+        let mut s = Store::open(
+            MemDevice::from_image(&base).unwrap(),
+            None,
+            cipher(encrypted),
+        )
+        .unwrap();
         s.map().checkpoint().unwrap();
         free_blocks(&mut s)
     };
     let mut dev = FaultDevice::new(&base).unwrap();
     dev.record();
-    let mut s = Store::open(dev, cipher(encrypted)).unwrap();
+    let mut s = Store::open(dev, None, cipher(encrypted)).unwrap();
     // Per block: (operation number, tag).
     let mut history: Vec<Vec<(u64, u64)>> = vec![vec![(0, 0)]; span as usize];
     // (device writes completed when a flush returned, its operation number).
@@ -334,17 +372,25 @@ fn crash_harness(encrypted: bool) {
             }
         }
     }
-    assert!(s.stats().checkpoints > 0, "the workload must cross checkpoints");
+    assert!(
+        s.stats().checkpoints > 0,
+        "the workload must cross checkpoints"
+    );
     let log = s.map().device().take_log();
     let mut tried = 0;
     for cut in 0.. {
-        let mode = [Survivors::None, Survivors::All, Survivors::Random(cut as u64)][cut % 3];
+        let mode = [
+            Survivors::None,
+            Survivors::All,
+            Survivors::Random(cut as u64),
+        ][cut % 3];
         let Some(img) = image_after_cut(&base, &log, cut, mode, cut % 9).unwrap() else {
             break;
         };
         tried += 1;
         let what = format!("encrypted {encrypted} cut {cut}");
-        let mut s = Store::open(img, cipher(encrypted)).unwrap_or_else(|e| panic!("{what}: open: {e}"));
+        let mut s = Store::open(img, None, cipher(encrypted))
+            .unwrap_or_else(|e| panic!("{what}: open: {e}"));
         let got = read_tags(&mut s, 0, span, &what);
         // The last flush that completed before write `cut` started.
         let durable = flushes
@@ -358,11 +404,148 @@ fn crash_harness(encrypted: bool) {
             // flush, or any written later (before the cut).
             let first = h.iter().rposition(|&(op, _)| op <= durable).unwrap_or(0);
             let ok = h[first..].iter().any(|&(_, t)| t == got[b]);
-            assert!(ok, "{what}: block {b} holds tag {} (history {h:?}, durable at {durable})", got[b]);
+            assert!(
+                ok,
+                "{what}: block {b} holds tag {} (history {h:?}, durable at {durable})",
+                got[b]
+            );
         }
         // Recovery kept the space accounting exact.
         assert_no_leak(&mut s, free_empty, &what);
     }
     assert!(tried > 100, "the workload made too few writes: {tried}");
     eprintln!("store crash points tried (encrypted {encrypted}): {tried}, failures: 0");
+}
+
+/// Three capacity devices with a 2+1 stripe store of 4-block chunks.
+fn stripes() -> StripeStore<MemDevice> {
+    let devs = (0..3)
+        .map(|_| MemDevice::new(1024).unwrap())
+        .collect::<Vec<_>>();
+    let mut kdevs = vtier_engine::kcompat::KVec::new();
+    for d in devs {
+        kdevs.push(d, vtier_engine::kcompat::GFP_KERNEL).unwrap();
+    }
+    let opts = StripeOptions {
+        uuid: [7; 16],
+        k: 2,
+        m: 1,
+        chunk_blocks: 4,
+        area_start: 16,
+    };
+    StripeStore::format(kdevs, &opts).unwrap()
+}
+
+fn reopen_stripes(st: StripeStore<MemDevice>) -> StripeStore<MemDevice> {
+    let members = st.into_members();
+    StripeStore::open(members, 16, &[7; 16], 8).unwrap()
+}
+
+#[test]
+fn destaged_ciphertext_moves_byte_for_byte_without_the_cipher() {
+    let dev = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true))
+        .unwrap()
+        .close()
+        .unwrap()
+        .0;
+    let mut s = Store::open(dev, Some(stripes()), cipher(true)).unwrap();
+    let tags: Vec<u64> = (1..=20).collect();
+    write_tags(&mut s, 100, &tags);
+    write_tags(&mut s, 300, &[900, 901, 902]);
+    s.flush().unwrap();
+    let before = s.stats();
+    let moved = s.destage(100).unwrap();
+    let after = s.stats();
+    assert_eq!(moved, 23, "every block on the performance tier moved");
+    assert_eq!(
+        after.cipher_calls, before.cipher_calls,
+        "the move called the cipher"
+    );
+    assert!(after.destaged_stripes >= 3);
+    // The stripes hold exactly the ciphertext the fixed tweak gives.
+    let xts = SoftXts::new(&KEY).unwrap();
+    // Logical block 105 holds tag 6.
+    let mut want = vec![0u8; BLOCK_SIZE];
+    fill(6, &mut want);
+    xts.encrypt_unit(&mut want, &TWEAK).unwrap();
+    let st = s.stripes().unwrap();
+    let per = st.geometry().data_bytes();
+    let mut found = 0;
+    for id in 0..64u64 {
+        let mut buf = vec![0u8; per];
+        let r = st.read_stripe(id, &mut buf);
+        if r.is_ok() {
+            found += buf
+                .chunks_exact(BLOCK_SIZE)
+                .filter(|b| *b == &want[..])
+                .count();
+        }
+    }
+    assert_eq!(
+        found, 1,
+        "logical block 105's ciphertext is in a stripe exactly once"
+    );
+    // Reads come from the stripes now, also with a member lost.
+    assert_eq!(read_tags(&mut s, 100, 20, "from stripes"), tags);
+    assert_eq!(s.stats().stripe_blocks_read, 20);
+    s.stripes().unwrap().fail_member(1).unwrap();
+    assert_eq!(read_tags(&mut s, 100, 20, "degraded"), tags);
+    assert_eq!(read_tags(&mut s, 300, 3, "degraded"), vec![900, 901, 902]);
+    assert!(s.stripes().unwrap().stats().degraded_reads > 0);
+    // Nothing left on the performance tier to move.
+    assert_eq!(s.destage(10).unwrap(), 0);
+    // A clean shutdown and a reopen keep the map's stripe addresses.
+    assert_eq!(
+        s.stats().cipher_calls,
+        after.cipher_calls + 43,
+        "one decryption per block read"
+    );
+    let (dev, st) = s.close().unwrap();
+    let mut s = Store::open(dev, Some(reopen_stripes(st.unwrap())), cipher(true)).unwrap();
+    assert_eq!(read_tags(&mut s, 100, 20, "reopened"), tags);
+    assert_eq!(read_tags(&mut s, 300, 3, "reopened"), vec![900, 901, 902]);
+}
+
+#[test]
+fn a_full_performance_tier_destages_on_its_own() {
+    let dev = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true))
+        .unwrap()
+        .close()
+        .unwrap()
+        .0;
+    let mut s = Store::open(dev, Some(stripes()), cipher(true)).unwrap();
+    let n = s.nr_lbas();
+    let mut model = vec![0u64; n as usize];
+    let mut rng = Rng(77);
+    let mut tag = 1;
+    // Every logical block written once, one block at a time (a header
+    // each), then some again: more than the performance tier holds
+    // without destaging.
+    let mut lba = 0;
+    while lba < n {
+        let len = 1;
+        let t: Vec<u64> = (0..len).map(|i| tag + i).collect();
+        tag += len;
+        write_tags(&mut s, lba, &t);
+        model[lba as usize..(lba + len) as usize].copy_from_slice(&t);
+        lba += len;
+    }
+    for _ in 0..n / 12 {
+        let lba = rng.below(n - 8);
+        let len = 1 + rng.below(8);
+        let t: Vec<u64> = (0..len).map(|i| tag + i).collect();
+        tag += len;
+        write_tags(&mut s, lba, &t);
+        model[lba as usize..(lba + len) as usize].copy_from_slice(&t);
+    }
+    let st = s.stats();
+    assert!(st.destaged_blocks > 0, "nothing was destaged");
+    assert_eq!(read_tags(&mut s, 0, n, "after"), model);
+    let (dev, stripes) = s.close().unwrap();
+    let mut s = Store::open(dev, Some(reopen_stripes(stripes.unwrap())), cipher(true)).unwrap();
+    assert_eq!(read_tags(&mut s, 0, n, "reopened"), model);
+    eprintln!(
+        "destage: {} of {} blocks written went to {} stripes",
+        st.destaged_blocks, st.blocks_written, st.destaged_stripes
+    );
 }
