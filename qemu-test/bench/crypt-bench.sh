@@ -29,6 +29,12 @@
 #   VTIER-BENCH-PLAIN TARGET LINES_FOUND
 #
 # (raw must find it, which shows the search works; dm-crypt must not).
+# A vtier run that fails (an I/O error, say) does not stop the benchmark:
+# it is reported as
+#
+#   VTIER-BENCH-ERROR vtier WORKLOAD|plain MESSAGE
+#
+# and the other figures still count; the peers' failures are fatal.
 #
 # Under TCG the absolute figures mean little; the ratios between targets
 # measured in the same boot are what counts.
@@ -40,6 +46,12 @@ set -eu
 
 RUNTIME=${VTIER_BENCH_RUNTIME:-10}
 DISK=/dev/vda
+
+# bench_error TARGET WHAT MESSAGE: fatal for the peers, reported for vtier.
+bench_error() {
+	[ "$1" = vtier ] || fail "$1 $2: $3"
+	echo "VTIER-BENCH-ERROR $1 $2 $(echo "$3" | tr '\n' ' ' | cut -c1-200)"
+}
 
 # fio_write TARGET WORKLOAD DEV: runs one workload, prints the result line.
 fio_write() {
@@ -53,21 +65,32 @@ fio_write() {
 	# shellcheck disable=SC2086 # $job is a list of options
 	fio --name="$1-$2" --filename="$3" --ioengine=libaio --direct=1 $job \
 		--size="${size}M" --time_based --runtime="$RUNTIME" --ramp_time=2 \
-		--numjobs=1 --output-format=terse --minimal >/tmp/fio.out ||
-		fail "fio $1 $2 failed: $(cat /tmp/fio.out)"
+		--numjobs=1 --output-format=terse --minimal >/tmp/fio.out 2>&1 || {
+		bench_error "$1" "$2" "fio failed: $(grep -v '^3;' /tmp/fio.out | head -2)"
+		return 0
+	}
 	# Terse v3: field 48 write bandwidth in KiB/s, 49 write IOPS.
 	bw=$(awk -F';' '{ print $48 }' /tmp/fio.out)
 	iops=$(awk -F';' '{ print $49 }' /tmp/fio.out)
-	[ -n "$bw" ] && [ "$bw" -gt 0 ] || fail "fio $1 $2: no write bandwidth in: $(cat /tmp/fio.out)"
+	if [ -z "$bw" ] || [ "$bw" -le 0 ]; then
+		bench_error "$1" "$2" "no write bandwidth in: $(head -c 200 /tmp/fio.out)"
+		return 0
+	fi
 	echo "VTIER-BENCH $1 $2 $bw $iops"
 }
 
 # plain_write DEV writes the pattern through DEV at 1 MiB; plain_count
 # TARGET, once DEV is torn down, counts the pattern's lines on the raw disk.
-plain_write() { # DEV
-	run dd if=/tmp/plain of="$1" bs=1M seek=1 oflag=direct conv=notrunc
+plain_write() { # TARGET DEV
+	echo "+ dd if=/tmp/plain of=$2 bs=1M seek=1 oflag=direct conv=notrunc"
+	plain_ok=1
+	dd if=/tmp/plain of="$2" bs=1M seek=1 oflag=direct conv=notrunc 2>/tmp/dd.err || {
+		plain_ok=0
+		bench_error "$1" plain "writing the pattern failed: $(cat /tmp/dd.err)"
+	}
 }
 plain_count() { # TARGET
+	[ "$plain_ok" = 1 ] || return 0
 	run blockdev --flushbufs "$DISK"
 	n=$(strings -n 24 "$DISK" | grep -c 'VTIER-BENCH-PLAINTEXT' || true)
 	echo "VTIER-BENCH-PLAIN $1 $n"
@@ -84,7 +107,7 @@ step "raw disk"
 run blkdiscard -f "$DISK"
 fio_write raw seq "$DISK"
 fio_write raw rand "$DISK"
-plain_write "$DISK"
+plain_write raw "$DISK"
 plain_count raw
 
 step "dm-crypt: aes-xts-plain64, no_read_workqueue no_write_workqueue"
@@ -106,7 +129,7 @@ dm=/dev/mapper/bench
 [ -b $dm ] || fail "no $dm"
 fio_write dmcrypt seq $dm
 fio_write dmcrypt rand $dm
-plain_write $dm
+plain_write dmcrypt $dm
 run dmsetup remove --noudevsync bench
 plain_count dmcrypt
 
@@ -121,7 +144,7 @@ disk=$(vtier_up bench)
 dmesg | grep 'vtier' | tail -5
 fio_write vtier seq "/dev/$disk"
 fio_write vtier rand "/dev/$disk"
-plain_write "/dev/$disk"
+plain_write vtier "/dev/$disk"
 vtier_down bench
 plain_count vtier
 run rmdir "$VT/bench"
