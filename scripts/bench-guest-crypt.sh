@@ -97,8 +97,11 @@ while IFS= read -r line; do
 	errors_json+="${errors_json:+, }\"$line\""
 done <<<"$errors"
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- rust engine/src crypto_shim Kbuild 2>/dev/null || commit="$commit+dirty"
+if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+	git diff --quiet HEAD -- rust engine/src crypto_shim Kbuild || commit="$commit+dirty"
+else
+	commit=unknown
+fi
 accel=tcg
 [ ${#kvm[@]} = 0 ] || accel=kvm
 # (The errors through the environment: awk -v would undo their escapes.)
