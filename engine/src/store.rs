@@ -3,7 +3,11 @@
 //! The data path of a vtier device: what `/dev/vtierN` reads and writes.
 //!
 //! A write becomes one data log entry per [`MAX_ENTRY_BLOCKS`] blocks on
-//! the performance tier ([`crate::datalog`]): the data is encrypted once,
+//! the performance tier ([`crate::datalog`]); when the free space is cut
+//! into runs too short for header and data, the write is split, and a
+//! single block that still finds no two free blocks together is stored
+//! without its header (its extent checksum still covers it). The data is
+//! encrypted once,
 //! with the volume's fixed tweak, into the caller's buffer, the entry is
 //! written to blocks the allocator gives (after the previous entry while
 //! there is room), and one transaction maps the logical blocks to it
@@ -35,7 +39,7 @@ use crate::datalog::{self, Entry, ENTRY_ENCRYPTED, MAX_ENTRY_BLOCKS};
 use crate::device::{BlockDevice, BLOCK_SIZE};
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
-use crate::kcompat::{KVec, GFP_KERNEL};
+use crate::kcompat::{KBox, KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
 use crate::stripe_store::StripeStore;
 use crate::superblock::Superblock;
@@ -126,8 +130,9 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     header: KVec<u8>,
     displaced: KVec<Extent>,
     stats: StoreStats,
-    /// The capacity tier, if the volume has one.
-    stripes: Option<StripeStore<D>>,
+    /// The capacity tier, if the volume has one (boxed: it is big, and
+    /// the store moves through a few functions on a kernel stack).
+    stripes: Option<KBox<StripeStore<D>>>,
     /// One stripe's data, allocated at the first destage.
     stage: KVec<u8>,
     /// Where the next destage looks for data on the performance tier.
@@ -164,7 +169,10 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             header,
             displaced: KVec::new(),
             stats: StoreStats::default(),
-            stripes,
+            stripes: match stripes {
+                Some(st) => Some(KBox::new(st, GFP_KERNEL)?),
+                None => None,
+            },
             stage: KVec::new(),
             destage_at: 0,
         })
@@ -172,7 +180,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
 
     /// The capacity tier, if any (status, fault handling).
     pub fn stripes(&mut self) -> Option<&mut StripeStore<D>> {
-        self.stripes.as_mut()
+        self.stripes.as_deref_mut()
     }
 
     /// Logical blocks the device exports.
@@ -292,27 +300,46 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Ok(())
     }
 
-    /// Allocates `len` blocks for an entry; a full device is checkpointed
-    /// once (which makes the displaced blocks free) before `NoSpace`.
-    /// Allocates `len` blocks for an entry; a full device is checkpointed
-    /// (which makes the displaced blocks free), then destaged, before
-    /// `NoSpace`.
-    fn alloc_entry(&mut self, len: u32) -> Result<u64> {
-        for attempt in 0..3 {
-            let hint = self.hint;
-            let (vol, dev) = self.map.volume_and_device();
-            match vol.alloc()?.alloc_extent(dev, hint, len) {
-                Err(Error::NoSpace) if attempt < 2 => {
-                    if attempt == 1 && self.destage(8)? == 0 {
-                        return Err(Error::NoSpace);
-                    }
-                    self.map.checkpoint()?;
-                    self.stats.checkpoints += 1;
-                }
-                r => return r,
-            }
+    /// Allocates `len` contiguous blocks, or `None` if there is no such
+    /// free run now.
+    fn try_alloc(&mut self, len: u32) -> Result<Option<u64>> {
+        let hint = self.hint;
+        let (vol, dev) = self.map.volume_and_device();
+        match vol.alloc()?.alloc_extent(dev, hint, len) {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::NoSpace) => Ok(None),
+            Err(e) => Err(e),
         }
-        Err(Error::NoSpace)
+    }
+
+    /// Where an entry of `nr` data blocks goes: header and data together
+    /// (`Some((start, true))`), or, for a single block when the free space
+    /// is cut into single blocks, the data alone (`Some((start, false))`).
+    /// Short of space, checkpoints (which frees displaced blocks) and
+    /// destages; `None` if there is still no room for `nr` blocks at once.
+    fn place(&mut self, nr: u32) -> Result<Option<(u64, bool)>> {
+        for attempt in 0..3 {
+            if let Some(b) = self.try_alloc(nr + 1)? {
+                return Ok(Some((b, true)));
+            }
+            if nr == 1 {
+                if let Some(b) = self.try_alloc(1)? {
+                    return Ok(Some((b, false)));
+                }
+            }
+            match attempt {
+                0 => {}
+                1 => {
+                    if self.destage(8)? == 0 {
+                        continue;
+                    }
+                }
+                _ => break,
+            }
+            self.map.checkpoint()?;
+            self.stats.checkpoints += 1;
+        }
+        Ok(None)
     }
 
     /// Whether the performance tier is short of free blocks: under a
@@ -331,6 +358,16 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             self.destage(1)?;
         }
         self.maybe_checkpoint()?;
+        let Some((start, headed)) = self.place(nr)? else {
+            if nr == 1 {
+                return Err(Error::NoSpace);
+            }
+            // No free run that long: two smaller entries.
+            let half = (nr / 2) as usize * BLOCK_SIZE;
+            let (a, b) = data.split_at_mut(half);
+            self.write_entry(lba, a)?;
+            return self.write_entry(lba + (half / BLOCK_SIZE) as u64, b);
+        };
         let encrypted = self.cipher.is_some();
         if let Some(cipher) = &self.cipher {
             for b in data.chunks_exact_mut(BLOCK_SIZE) {
@@ -338,18 +375,26 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 self.stats.cipher_calls += 1;
             }
         }
-        let start = self.alloc_entry(nr + 1)?;
-        let r = self.place_entry(lba, start, data, encrypted);
+        let r = self.place_entry(lba, start, headed, data, encrypted);
         if r.is_err() {
             // Nothing maps the entry: give its blocks back.
             let (vol, dev) = self.map.volume_and_device();
-            let _ = vol.alloc().and_then(|a| a.free(dev, start, nr + 1));
+            let _ = vol
+                .alloc()
+                .and_then(|a| a.free(dev, start, nr + u32::from(headed)));
         }
         r
     }
 
     /// Writes the entry at `start` and maps it; frees what it displaced.
-    fn place_entry(&mut self, lba: u64, start: u64, data: &[u8], encrypted: bool) -> Result {
+    fn place_entry(
+        &mut self,
+        lba: u64,
+        start: u64,
+        headed: bool,
+        data: &[u8],
+        encrypted: bool,
+    ) -> Result {
         let nr = (data.len() / BLOCK_SIZE) as u32;
         let data_crc = crc32c(data);
         let txn = self.map.begin()?;
@@ -363,7 +408,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             data_crc,
             flags: if encrypted { ENTRY_ENCRYPTED } else { 0 },
         };
-        let r = self.log_and_map(&txn, &entry, start, data);
+        let r = self.log_and_map(&txn, &entry, start, headed, data);
         let txn = match r {
             Ok(()) => txn,
             Err(e) => {
@@ -375,7 +420,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             Outcome::Committed { .. } => {}
             Outcome::Aborted => return Err(Error::InvalidArgument),
         }
-        self.hint = start + 1 + u64::from(nr);
+        self.hint = start + u64::from(headed) + u64::from(nr);
         self.stats.entries += 1;
         self.stats.blocks_written += u64::from(nr);
         self.release_displaced()
@@ -386,18 +431,26 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         txn: &crate::txn::Txn,
         entry: &Entry,
         start: u64,
+        headed: bool,
         data: &[u8],
     ) -> Result {
-        datalog::encode(entry, start, self.tag, &mut self.header)?;
+        let mut flags = EXTENT_CSUM;
+        let first = if headed {
+            datalog::encode(entry, start, self.tag, &mut self.header)?;
+            let (_, dev) = self.map.volume_and_device();
+            dev.write(start, &self.header)?;
+            flags |= EXTENT_HEADED;
+            start + 1
+        } else {
+            start
+        };
         let (_, dev) = self.map.volume_and_device();
-        dev.write(start, &self.header)?;
-        dev.write(start + 1, data)?;
-        let mut flags = EXTENT_CSUM | EXTENT_HEADED;
+        dev.write(first, data)?;
         if entry.flags & ENTRY_ENCRYPTED != 0 {
             flags |= EXTENT_ENCRYPTED;
         }
         let ext = Extent {
-            paddr: PAddr::perf(start + 1)?,
+            paddr: PAddr::perf(first)?,
             len: entry.nr_blocks,
             csum: entry.data_crc,
             flags,
@@ -589,7 +642,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 st.commit()?;
             }
         }
-        Ok((self.map.into_device(), self.stripes))
+        Ok((self.map.into_device(), self.stripes.map(KBox::into_inner)))
     }
 
     /// Verifies the data log entry that owns the extent mapping `lba`, if
