@@ -10,6 +10,7 @@
 //! check value and is never printed, logged or written to the devices.
 
 mod key;
+mod stripes;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -35,7 +36,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Write fresh superblocks to a performance device and its capacity devices.
+    /// Write fresh superblocks to a performance device and its capacity
+    /// devices, and with 3 or more capacity devices the erasure-coded
+    /// stripe store on them. Every option is checked before a device is
+    /// written.
     Format {
         /// The performance-tier device or image.
         #[arg(long)]
@@ -55,6 +59,17 @@ enum Cmd {
         /// key check value only; never printed or written to the devices.
         #[arg(long, value_name = "FILE", requires = "encrypt")]
         key_file: Option<PathBuf>,
+        #[command(flatten)]
+        stripes: stripes::StripeArgs,
+    },
+    /// Print the stripe store of the capacity devices: geometry, free
+    /// stripes and each member's state. Opens the devices read-only and
+    /// never writes them; members are placed by their superblock's device
+    /// index, a member not named shows as missing.
+    Status {
+        /// The capacity-tier devices or images (any order).
+        #[arg(long, num_args = 1.., required = true)]
+        capacity: Vec<PathBuf>,
     },
     /// Print the superblocks of a member device (never key material).
     Show {
@@ -80,7 +95,9 @@ fn main() -> ExitCode {
             wal_blocks,
             encrypt: _,
             key_file,
-        } => format(&perf, &capacity, wal_blocks, key_file.as_deref()),
+            stripes,
+        } => format(&perf, &capacity, wal_blocks, key_file.as_deref(), &stripes),
+        Cmd::Status { capacity } => stripes::status(&capacity),
         Cmd::Show { device } => show(&device),
         Cmd::CheckKey { device, key_file } => check_key(&device, &key_file),
     };
@@ -134,6 +151,7 @@ fn format(
     capacity: &[PathBuf],
     wal_blocks: u64,
     key_file: Option<&Path>,
+    stripe_args: &stripes::StripeArgs,
 ) -> Result<(), String> {
     let mut all: Vec<&Path> = vec![perf];
     all.extend(capacity.iter().map(PathBuf::as_path));
@@ -146,13 +164,22 @@ fn format(
     // The key is read and checked before any device is touched.
     let encryption = new_encryption(key_file)?;
     let volume_uuid = random_uuid()?;
-    for (index, path) in all.iter().enumerate() {
+    // Every device is opened and the stripe geometry checked before any
+    // device is written.
+    let mut files = Vec::with_capacity(all.len());
+    for path in &all {
         let mut f = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let nr_blocks = device_blocks(&mut f, path)?;
+        files.push((f, nr_blocks));
+    }
+    let sizes: Vec<u64> = files[1..].iter().map(|&(_, b)| b).collect();
+    let stripe_plan = stripes::plan(&sizes, stripe_args)?;
+    let mut capacity_devs = Vec::with_capacity(sizes.len());
+    for (index, (path, (f, nr_blocks))) in all.iter().zip(files).enumerate() {
         let opts = FormatOptions {
             volume_uuid,
             device_uuid: random_uuid()?,
@@ -178,6 +205,18 @@ fn format(
             path.display(),
             sb.role
         );
+        if index > 0 {
+            stripes::check_data_start(stripe_plan.as_ref(), index - 1, path, &sb)?;
+            capacity_devs.push(dev);
+        }
+    }
+    match &stripe_plan {
+        Some(plan) => {
+            let g = stripes::format_store(plan, capacity_devs, volume_uuid)?;
+            println!("{}", stripes::describe(&g));
+        }
+        None if capacity.is_empty() => println!("capacity tier: none"),
+        None => println!("{}", stripes::NOT_CODED),
     }
     println!("volume set {}", describe(&encryption));
     Ok(())
