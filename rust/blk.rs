@@ -33,7 +33,8 @@ use kernel::alloc::KVVec;
 use kernel::bindings;
 use kernel::error::{from_err_ptr, to_result};
 use kernel::prelude::*;
-use kernel::str::{BStr, CString};
+use kernel::fmt::Write as _;
+use kernel::str::{BStr, CString, Formatter};
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
@@ -42,7 +43,10 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
 use crate::error::Error as EngineError;
+use crate::checkpoint::{FormatOptions, Volume};
 use crate::store::Store;
+use crate::stripe_member::MemberState;
+use crate::stripe_store::StripeStore;
 use crate::superblock::BLOCK_SIZE;
 
 /// `rq_queue.c`'s queue: C owns its layout, only pointers cross.
@@ -125,8 +129,9 @@ pub(crate) fn on_fresh_stack<T, F: FnOnce() -> Result<T>>(f: F) -> Result<T> {
 
 /// What the worker serves requests with, under [`Target::state`].
 struct State {
-    /// `None` once the store failed to close (never used again).
-    store: Option<Store<BackingDevice, Xts>>,
+    /// `None` once the store is closed (never used again). Boxed: it is
+    /// big, and moves through frames of a kernel stack.
+    store: Option<KBox<Store<BackingDevice, Xts>>>,
     /// Bounce buffer of [`MAX_REQUEST_BYTES`].
     buf: KVVec<u8>,
 }
@@ -145,13 +150,15 @@ pub(crate) struct Target {
     #[pin]
     state: Mutex<State>,
     errors: Atomic<u32>,
+    /// Whether the read-only state has been logged.
+    told_read_only: Atomic<u32>,
 }
 
 impl Target {
     /// A target serving the volume `name` from `store`.
     pub(crate) fn new(
         name: &BStr,
-        store: Store<BackingDevice, Xts>,
+        store: KBox<Store<BackingDevice, Xts>>,
     ) -> Result<impl PinInit<Self, Error>> {
         let name = CString::try_from_fmt(fmt!("{}", name))?;
         let wq_name = CString::try_from_fmt(fmt!("vtier-{}", BStr::from_bytes(name.to_bytes())))?;
@@ -167,11 +174,156 @@ impl Target {
             queue,
             state <- kernel::new_mutex!(State { store: Some(store), buf }),
             errors: Atomic::new(0),
+            told_read_only: Atomic::new(0),
         }))
     }
 
     fn name(&self) -> &BStr {
         BStr::from_bytes(self.name.to_bytes())
+    }
+
+    /// Writes the volume's counters and its capacity tier's state, one
+    /// fact a line (configfs `status`).
+    pub(crate) fn write_status(&self, w: &mut Formatter<'_>) -> Result {
+        let mut guard = self.state.lock();
+        let Some(store) = guard.store.as_mut() else {
+            w.write_str("closed\n")?;
+            return Ok(());
+        };
+        let s = store.stats();
+        w.write_fmt(fmt!("logical blocks: {}\n", store.nr_lbas()))?;
+        w.write_fmt(fmt!(
+            "requests: reads {} writes {} flushes {} discards {} errors {}\n",
+            s.reads,
+            s.writes,
+            s.flushes,
+            s.discards,
+            self.errors.load(Relaxed)
+        ))?;
+        w.write_fmt(fmt!(
+            "data log: entries {} blocks written {} blocks read {} checksum errors {} checkpoints {}\n",
+            s.entries,
+            s.blocks_written,
+            s.blocks_read,
+            s.checksum_errors,
+            s.checkpoints
+        ))?;
+        w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
+        w.write_fmt(fmt!(
+            "destage: stripes {} blocks {}, blocks read from stripes {}\n",
+            s.destaged_stripes,
+            s.destaged_blocks,
+            s.stripe_blocks_read
+        ))?;
+        match store.stripes() {
+            Some(st) => st.write_status(w).map_err(|_| EFBIG)?,
+            None => w.write_str("capacity tier: not erasure coded\n")?,
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the capacity tier, on a fresh stack, under the lock;
+    /// `EOPNOTSUPP` without one.
+    fn with_stripes<T>(&self, f: impl FnOnce(&mut StripeStore<BackingDevice>) -> Result<T>) -> Result<T> {
+        on_fresh_stack(|| {
+            let mut guard = self.state.lock();
+            let store = guard.store.as_mut().ok_or(EIO)?;
+            let st = store.stripes().ok_or(EOPNOTSUPP)?;
+            f(st)
+        })
+    }
+
+    /// Scrubs the next `stripes` stripe ids (configfs `scrub`); returns
+    /// (next stripe id, stripe ids in all).
+    pub(crate) fn scrub(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            let p = st.scrub_step(stripes).map_err(engine_errno)?;
+            Ok((p.cursor, p.total))
+        })
+    }
+
+    /// Rebuilds the next `stripes` stripe ids onto the replacement member
+    /// (configfs `rebuild`); returns (done, total), `ENOENT` with no
+    /// rebuild running.
+    pub(crate) fn rebuild(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            if st.rebuild_progress().member.is_none() {
+                return Err(ENOENT);
+            }
+            let p = st.rebuild_step(stripes).map_err(engine_errno)?;
+            Ok((p.done, p.total))
+        })
+    }
+
+    /// The rebuild's progress: (member, done, total), if one is running.
+    pub(crate) fn rebuild_progress(&self) -> Option<(usize, u64, u64)> {
+        let mut guard = self.state.lock();
+        let st = guard.store.as_mut()?.stripes()?;
+        let p = st.rebuild_progress();
+        p.member.map(|m| (m, p.done, p.total))
+    }
+
+    /// Puts `dev` in the place of failed or missing capacity member
+    /// `index` (0-based): writes it a capacity superblock of this volume,
+    /// then hands it to the stripe store, which starts rebuilding it.
+    pub(crate) fn replace(&self, index: usize, mut dev: BackingDevice, area_start: u64) -> Result {
+        on_fresh_stack(move || {
+            let mut guard = self.state.lock();
+            let store = guard.store.as_mut().ok_or(EIO)?;
+            let sb = store.map().superblock();
+            let mut device_uuid = [0u8; 16];
+            // SAFETY: `device_uuid` is valid for 16 bytes of writes.
+            unsafe { bindings::get_random_bytes(device_uuid.as_mut_ptr().cast(), device_uuid.len()) };
+            let opts = FormatOptions {
+                volume_uuid: sb.volume_uuid,
+                device_uuid,
+                nr_devices: sb.nr_devices,
+                wal_blocks: sb.wal.blocks,
+                encryption: sb.encryption,
+            };
+            let position = u32::try_from(index + 1).map_err(|_| EINVAL)?;
+            let st = store.stripes().ok_or(EOPNOTSUPP)?;
+            let state = st.member_stats(index).ok_or(EINVAL)?.state;
+            if !matches!(state, MemberState::Failed | MemberState::Missing) {
+                pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
+                return Err(EBUSY);
+            }
+            let csb = Volume::format_capacity(&mut dev, &opts, position).map_err(|e| {
+                pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
+                engine_errno(e)
+            })?;
+            if csb.data_start > area_start {
+                pr_err!(
+                    "{}: replace: the device's metadata ({} blocks) reaches into the stripes (from block {}): use a device of the members' size\n",
+                    self.name(),
+                    csb.data_start,
+                    area_start
+                );
+                return Err(EINVAL);
+            }
+            st.replace_member(index, dev).map(drop).map_err(|e| {
+                pr_err!("{}: replace: {}\n", self.name(), e);
+                engine_errno(e)
+            })
+        })
+    }
+
+    /// The store's counters, while it is open.
+    pub(crate) fn stats(&self) -> Option<crate::store::StoreStats> {
+        self.state.lock().store.as_ref().map(|s| s.stats())
+    }
+
+    /// Moves up to `stripes` stripes of data to the capacity tier now
+    /// (configfs `destage`); returns the blocks moved.
+    pub(crate) fn destage(&self, stripes: u32) -> Result<u64> {
+        on_fresh_stack(|| {
+            let mut guard = self.state.lock();
+            let store = guard.store.as_mut().ok_or(EIO)?;
+            if store.stripes().is_none() {
+                return Err(EOPNOTSUPP);
+            }
+            store.destage(stripes).map_err(engine_errno)
+        })
     }
 
     /// Serves `rq`: the store's result for it. Errors are logged here,
@@ -194,6 +346,12 @@ impl Target {
         };
         // SAFETY: As above.
         let r = unsafe { self.serve_op(rq, op, flags, pos, bytes) };
+        if r == Err(EROFS) && self.told_read_only.xchg(1, Relaxed) == 0 {
+            pr_err!(
+                "{}: more capacity devices lost than the stripes' parity covers: read-only, writes refused (see status)\n",
+                self.name()
+            );
+        }
         if let Err(e) = r {
             let n = self.errors.fetch_add(1, Relaxed);
             if n < LOUD_ERRORS || n % 1000 == 0 {
@@ -241,6 +399,13 @@ impl Target {
             // blk-mq's flush machinery may hand over a write without data
             // for what was a flush.
             bindings::req_op_REQ_OP_WRITE if bytes == 0 => store.flush().map_err(engine_errno),
+            // More capacity devices lost than the stripes' parity covers:
+            // what is there stays readable, nothing new is taken.
+            bindings::req_op_REQ_OP_WRITE | bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES
+                if store.stripes().is_some_and(|st| st.is_read_only()) =>
+            {
+                Err(EROFS)
+            }
             bindings::req_op_REQ_OP_WRITE => {
                 if flags & REQ_PREFLUSH != 0 {
                     store.flush().map_err(engine_errno)?;
@@ -275,7 +440,7 @@ impl PinnedDrop for Target {
         unsafe { vtier_rq_queue_destroy(self.queue.as_ptr()) };
         let store = self.state.lock().store.take();
         if let Some(store) = store {
-            match on_fresh_stack(move || store.close().map(drop).map_err(engine_errno)) {
+            match on_fresh_stack(move || KBox::into_inner(store).close().map(drop).map_err(engine_errno)) {
                 Ok(()) => pr_info!("{}: volume closed cleanly\n", self.name()),
                 Err(e) => pr_err!(
                     "{}: closing the volume failed ({}); the next power=1 recovers it from the WAL\n",
@@ -487,6 +652,11 @@ impl Disk {
 }
 
 impl Disk {
+    /// What serves the disk.
+    pub(crate) fn target(&self) -> &Target {
+        &self._target
+    }
+
     /// Whether anyone has `/dev/vtierN` open (a mount, a process).
     pub(crate) fn is_open(&self) -> bool {
         // SAFETY: By the type invariant the gendisk is live.

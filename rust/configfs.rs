@@ -12,6 +12,11 @@
 //! | `disk` | ro | `vtierN` while powered, empty otherwise |
 //! | `key` | rw | key of an encrypted volume, 128 hex digits (AES-256-XTS); reads only `set` or `unset`; an empty write clears it |
 //! | `key_name` | rw | or: the name of a `logon` key in the kernel keyring holding the 64-byte key (e.g. `vtier:v0`), looked up at `power=1`; reads the name; an empty write clears it |
+//! | `status` | ro | while powered: the volume's counters (requests, data log, cipher, destage) and its capacity tier's state (geometry, health, every member's state and error counts) |
+//! | `scrub` | rw | while powered: `N` checks the next N stripes (chunk checksums, parity) and repairs what it can; reads `next/total`; the counts are in `status` |
+//! | `rebuild` | rw | while powered: `N` rebuilds the next N stripes onto a replacement device; reads `member done/total`, or `none` (the caller paces it: throttling) |
+//! | `replace` | rw | while powered: `INDEX PATH` puts the block device PATH in the place of failed capacity device INDEX (0-based), which then needs `rebuild`; `capacity_devices` follows |
+//! | `destage` | rw | reads the stripes and blocks destaged since `power=1`; while powered: `N` moves up to N stripes of data from the performance tier to the capacity tier now (`EOPNOTSUPP` without erasure-coded stripes) |
 //!
 //! Device attributes cannot change while powered (`EBUSY`). Paths are checked
 //! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
@@ -100,6 +105,11 @@ impl configfs::GroupOperations for Root {
                 disk: 3,
                 key: 4,
                 key_name: 5,
+                status: 6,
+                destage: 7,
+                scrub: 8,
+                rebuild: 9,
+                replace: 10,
             ],
         };
         let dir_name: CString = name.try_into()?;
@@ -420,6 +430,180 @@ impl AttributeOperations<5> for DeviceConfig {
             return Err(EBUSY);
         }
         inner.key_name = key_name;
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<6> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = this.inner.lock();
+        let mut w = Formatter::new(page);
+        match &inner.device {
+            Some(v) => v.target().write_status(&mut w)?,
+            None => w.write_str("not powered\n")?,
+        }
+        Ok(w.bytes_written())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<7> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    /// Stripes and blocks destaged since `power=1`.
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = this.inner.lock();
+        let mut w = Formatter::new(page);
+        match inner.device.as_ref().and_then(|v| v.target().stats()) {
+            Some(s) => w.write_fmt(fmt!("{} stripes {} blocks\n", s.destaged_stripes, s.destaged_blocks))?,
+            None => w.write_str("\n")?,
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let value = page.strip_suffix(b"\n").unwrap_or(page);
+        let stripes = core::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                pr_err!("{}: destage: expected a number of stripes, 1 or more\n", this.name());
+                EINVAL
+            })?;
+        let inner = this.inner.lock();
+        let Some(v) = &inner.device else {
+            pr_err!("{}: destage: not powered\n", this.name());
+            return Err(EINVAL);
+        };
+        match v.target().destage(stripes) {
+            Ok(blocks) => {
+                pr_info!("{}: destage: {} blocks moved to the capacity tier\n", this.name(), blocks);
+                Ok(())
+            }
+            Err(e) => {
+                pr_err!("{}: destage failed ({})\n", this.name(), e.to_errno());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Parses a positive count of stripes written to `attr`.
+fn parse_count(this: &DeviceConfig, attr: &str, page: &[u8]) -> Result<u64> {
+    let value = page.strip_suffix(b"\n").unwrap_or(page);
+    core::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            pr_err!("{}: {}: expected a number of stripes, 1 or more\n", this.name(), attr);
+            EINVAL
+        })
+}
+
+#[vtable]
+impl AttributeOperations<8> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = this.inner.lock();
+        let mut w = Formatter::new(page);
+        w.write_str(if inner.device.is_some() { "see status\n" } else { "\n" })?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let n = parse_count(this, "scrub", page)?;
+        let inner = this.inner.lock();
+        let v = inner.device.as_ref().ok_or(EINVAL)?;
+        let (next, total) = v.target().scrub(n).inspect_err(|e| {
+            pr_err!("{}: scrub failed ({})\n", this.name(), e.to_errno());
+        })?;
+        pr_info!("{}: scrub: next stripe {} of {}\n", this.name(), next, total);
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<9> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let inner = this.inner.lock();
+        let mut w = Formatter::new(page);
+        match inner.device.as_ref().and_then(|v| v.target().rebuild_progress()) {
+            Some((m, done, total)) => w.write_fmt(fmt!("member {} {}/{}\n", m, done, total))?,
+            None => w.write_str("none\n")?,
+        }
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let n = parse_count(this, "rebuild", page)?;
+        let inner = this.inner.lock();
+        let v = inner.device.as_ref().ok_or(EINVAL)?;
+        let (done, total) = v.target().rebuild(n).inspect_err(|e| {
+            pr_err!("{}: rebuild failed ({})\n", this.name(), e.to_errno());
+        })?;
+        if done == total {
+            pr_info!("{}: rebuild complete\n", this.name());
+        }
+        Ok(())
+    }
+}
+
+#[vtable]
+impl AttributeOperations<10> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(_this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = Formatter::new(page);
+        w.write_str("\n")?;
+        Ok(w.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let bad = || {
+            pr_err!("{}: replace: expected INDEX PATH\n", this.name());
+            EINVAL
+        };
+        let mut it = tokens(page);
+        let index = it
+            .next()
+            .and_then(|t| core::str::from_utf8(t).ok())
+            .and_then(|t| t.parse::<usize>().ok())
+            .ok_or_else(bad)?;
+        let token = it.next().ok_or_else(bad)?;
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        let path = DevPath::parse(token).map_err(|_| bad())?;
+        let dev = bdev::lookup(&path).inspect_err(|e| {
+            pr_err!("{}: replace: {}: no such block device ({})\n", this.name(), path.as_bstr(), e.to_errno());
+        })?;
+        let mut inner = this.inner.lock();
+        if index >= inner.config.capacity.len() {
+            pr_err!("{}: replace: there is no capacity device {}\n", this.name(), index);
+            return Err(EINVAL);
+        }
+        if Iterator::chain(inner.config.perf.iter(), inner.config.capacity.iter()).any(|m| m.dev == dev) {
+            pr_err!("{}: replace: {} is already a member\n", this.name(), path.as_bstr());
+            return Err(EINVAL);
+        }
+        let member = Member { path, dev };
+        let v = inner.device.as_ref().ok_or_else(|| {
+            pr_err!("{}: replace: not powered\n", this.name());
+            EINVAL
+        })?;
+        v.replace(this.name(), index, &member, this.holder()).inspect_err(|e| {
+            pr_err!("{}: replace failed ({})\n", this.name(), e.to_errno());
+        })?;
+        pr_info!("{}: capacity device {} replaced by {}; rebuild it with `rebuild`\n", this.name(), index, member.path.as_bstr());
+        inner.config.capacity[index] = member;
         Ok(())
     }
 }

@@ -17,11 +17,17 @@ use crate::error::Error as EngineError;
 use crate::device::BlockDevice;
 use crate::blk::{on_fresh_stack, Disk, Target};
 use crate::store::Store;
+use crate::stripe_store::StripeStore;
 use crate::path::DevPath;
 use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
 
 /// Most capacity devices one vtier device takes.
 pub(crate) const MAX_CAPACITY_DEVICES: usize = 16;
+/// With at least this many capacity devices the capacity tier is an
+/// erasure-coded stripe store (`vtierctl format` makes one).
+const MIN_STRIPE_MEMBERS: usize = 3;
+/// Allocation-map pages the stripe store keeps cached.
+const STRIPE_CACHE_PAGES: usize = 8;
 
 /// A configured member device: its path and device number at configuration.
 pub(crate) struct Member {
@@ -77,6 +83,8 @@ pub(crate) struct Volume {
     // may still reference, then its index.
     disk: Disk,
     _capacity: KVec<BackingDevice>,
+    /// Where the stripe store's area starts on the capacity devices.
+    area_start: u64,
     index: DiskIndex,
 }
 
@@ -164,16 +172,45 @@ impl Volume {
             ));
         }
         let cipher = Self::open_cipher(name, cfg, &sb)?;
-        let capacity = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
-        // Recovers the map (WAL replay) and checkpoints: the first writes.
-        let store = on_fresh_stack(move || {
-            Store::open(perf, None, cipher).map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))
+        let (capacity, area_start) = Self::open_capacity(name, cfg, &perf, &sb, holder)?;
+        let uuid = sb.volume_uuid;
+        // Opens the capacity tier, recovers the map (WAL replay) and
+        // checkpoints: the first writes.
+        let (store, capacity) = on_fresh_stack(move || {
+            let (stripes, spare) = if capacity.len() >= MIN_STRIPE_MEMBERS {
+                let mut devs = KVec::with_capacity(capacity.len(), GFP_KERNEL)?;
+                for d in capacity {
+                    devs.push(Some(d), GFP_KERNEL)?;
+                }
+                let st = StripeStore::open(devs, area_start, &uuid, STRIPE_CACHE_PAGES).map_err(|e| {
+                    fail(name, engine_errno(e), fmt!("capacity tier: cannot open the erasure-coded stripes: {}", e))
+                })?;
+                (Some(st), KVec::new())
+            } else {
+                (None, capacity)
+            };
+            let store = Store::open(perf, stripes, cipher)
+                .map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))?;
+            Ok((KBox::new(store, GFP_KERNEL)?, spare))
         })?;
         let nr_lbas = store.nr_lbas();
         if nr_lbas == 0 {
             return Err(fail(name, EINVAL, fmt!("performance device has no data area")));
         }
         let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
+        let mut store = store;
+        if let Some(st) = store.stripes() {
+            let g = st.geometry();
+            pr_info!(
+                "{}: capacity tier: {}+{} stripes on {} devices, {} lost{}\n",
+                name,
+                g.k,
+                g.m,
+                g.nr_members,
+                st.lost(),
+                if st.is_read_only() { ", read-only" } else { "" }
+            );
+        }
         let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
         let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
         let target = Target::new(name, store).map_err(|e| fail(name, e, fmt!("cannot set up the request queue")))?;
@@ -185,7 +222,7 @@ impl Volume {
             nr_lbas,
             if encrypted { "encrypted (aes-xts)" } else { "not encrypted" }
         );
-        Ok(Self { name: vol_name, disk, _capacity: capacity, index })
+        Ok(Self { name: vol_name, disk, _capacity: capacity, area_start, index })
     }
 
     /// The cipher of an encrypted volume, keyed with the configured key once
@@ -220,8 +257,10 @@ impl Volume {
         perf: &BackingDevice,
         perf_sb: &Superblock,
         holder: *mut c_void,
-    ) -> Result<KVec<BackingDevice>> {
+    ) -> Result<(KVec<BackingDevice>, u64)> {
         let mut devs: KVec<BackingDevice> = KVec::with_capacity(cfg.capacity.len(), GFP_KERNEL)?;
+        // The stripe store's area starts after every member's metadata.
+        let mut area_start = 0;
         for (i, m) in cfg.capacity.iter().enumerate() {
             let mut bdev = open_member(name, m, holder)?;
             // The same holder may open one device twice: compare numbers.
@@ -240,9 +279,22 @@ impl Volume {
                     fmt!("{}: is capacity device {}, configured as {}", m.path.as_bstr(), sb.device_index, position),
                 ));
             }
+            area_start = area_start.max(sb.data_start);
             devs.push(bdev, GFP_KERNEL)?;
         }
-        Ok(devs)
+        Ok((devs, area_start))
+    }
+
+    /// Opens `m` and puts it in the place of failed capacity device
+    /// `index` (0-based), which then rebuilds (see [`Target::replace`]).
+    pub(crate) fn replace(&self, name: &BStr, index: usize, m: &Member, holder: *mut c_void) -> Result {
+        let dev = open_member(name, m, holder)?;
+        self.disk.target().replace(index, dev, self.area_start)
+    }
+
+    /// What serves `/dev/vtierN`.
+    pub(crate) fn target(&self) -> &crate::blk::Target {
+        self.disk.target()
     }
 
     /// Whether `/dev/vtierN` is open (mounted or held by a process).
