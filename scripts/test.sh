@@ -36,8 +36,8 @@ cargo test --workspace 2>&1 | tee "$log_dir/cargo.log" || cargo_ok=0
 count_cargo "$log_dir/cargo.log"
 [ $cargo_ok = 1 ] || { log "cargo test failed"; failed=$((failed + 1)); }
 # The crash harnesses' figures (libtest captured them above; this re-run
-# of the two harnesses takes seconds and only prints).
-cargo test -q -p vtier-engine --test crash --test btree_crash -- --nocapture 2>&1 |
+# of the harnesses (WAL, B-tree, data log) takes seconds and only prints).
+cargo test -q -p vtier-engine --test crash --test btree_crash --test store -- --nocapture 2>&1 |
 	grep -E "crash points tried" || true
 # The stripe store's model and crash harness figures (seconds).
 cargo test -q -p vtier-engine --test stripe_model -- --nocapture 2>&1 |
