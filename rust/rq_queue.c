@@ -102,15 +102,19 @@ static void vtier_fresh_work_fn(struct work_struct *work)
 {
 	struct vtier_fresh_work *f = container_of(work, struct vtier_fresh_work,
 						  work);
+	unsigned int noio = memalloc_noio_save();
 
 	f->fn(f->data);
+	memalloc_noio_restore(noio);
 }
 
 /*
  * Runs @fn(@data) in a kworker and waits for it. Opening and closing a
  * volume run the engine's recovery and checkpoint, whose call chains are
  * deep; a worker starts them on an empty stack instead of below the
- * configfs write that asked for them.
+ * configfs write that asked for them. @fn may hold the lock the request
+ * worker needs (destage, scrub, rebuild), so, like that worker, it
+ * allocates without recursing into I/O.
  */
 void vtier_call_on_fresh_stack(void (*fn)(void *data), void *data)
 {
