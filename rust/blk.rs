@@ -136,17 +136,46 @@ struct State {
     buf: KVVec<u8>,
 }
 
-/// What a disk is served by: the queue's `queuedata`.
+/// The request queue and its worker (`rq_queue.c`).
 ///
 /// # Invariants
 ///
-/// `queue` was created by `vtier_rq_queue_create` and is destroyed on drop,
-/// which waits for the worker; the worker only runs between the two.
+/// The pointer came from `vtier_rq_queue_create` and is destroyed on drop,
+/// which waits for the worker.
+struct QueueHandle(NonNull<RqQueue>);
+
+impl QueueHandle {
+    /// A queue whose worker is named `name` and serves with [`serve_rq`].
+    fn new(name: &CString) -> Result<Self> {
+        // SAFETY: `name` is a valid C string (copied by the workqueue);
+        // `serve_rq` has the signature the queue calls.
+        let q = unsafe { vtier_rq_queue_create(name.as_char_ptr(), serve_rq) };
+        // INVARIANT: Just created.
+        NonNull::new(q).map(Self).ok_or(ENOMEM)
+    }
+
+    fn as_ptr(&self) -> *mut RqQueue {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for QueueHandle {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the queue is live; it is not used
+        // again.
+        unsafe { vtier_rq_queue_destroy(self.0.as_ptr()) };
+    }
+}
+
+/// What a disk is served by: the queue's `queuedata`.
+///
+/// The worker runs requests only while the disk exists: `del_gendisk`
+/// drains them before the target is dropped.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Target {
     /// The configfs name, for messages.
     name: CString,
-    queue: NonNull<RqQueue>,
+    queue: QueueHandle,
     #[pin]
     state: Mutex<State>,
     errors: Atomic<u32>,
@@ -163,12 +192,7 @@ impl Target {
         let name = CString::try_from_fmt(fmt!("{}", name))?;
         let wq_name = CString::try_from_fmt(fmt!("vtier-{}", BStr::from_bytes(name.to_bytes())))?;
         let buf = KVVec::from_elem(0u8, MAX_REQUEST_BYTES, GFP_KERNEL)?;
-        // SAFETY: `wq_name` is a valid C string (copied by the workqueue);
-        // `serve_rq` has the signature the queue calls.
-        let queue = unsafe { vtier_rq_queue_create(wq_name.as_char_ptr(), serve_rq) };
-        let queue = NonNull::new(queue).ok_or(ENOMEM)?;
-        // INVARIANT: `queue` was just created; on an init failure below the
-        // partially built target's `queue` is leaked, never used.
+        let queue = QueueHandle::new(&wq_name)?;
         Ok(try_pin_init!(Self {
             name,
             queue,
@@ -434,10 +458,8 @@ impl Target {
 #[pinned_drop]
 impl PinnedDrop for Target {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariant the queue is live; the disk was
-        // deleted first, so no request is queued any more, and destroying
-        // the queue waits for the worker.
-        unsafe { vtier_rq_queue_destroy(self.queue.as_ptr()) };
+        // The disk was deleted first, so no request is queued or being
+        // served any more (the queue itself goes with the fields).
         let store = self.state.lock().store.take();
         if let Some(store) = store {
             match on_fresh_stack(move || KBox::into_inner(store).close().map(drop).map_err(engine_errno)) {
@@ -497,7 +519,7 @@ unsafe extern "C" fn queue_rq(
         _ => return errno_status(EOPNOTSUPP),
     }
     // SAFETY: `rq` is owned by the driver from here until `serve_rq` ends
-    // it; the queue is live while the disk is (type invariant of `Target`).
+    // it; the queue is live while the disk is (the target owns it).
     unsafe {
         bindings::blk_mq_start_request(rq);
         vtier_rq_queue_add(target.queue.as_ptr(), rq);

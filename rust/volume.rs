@@ -235,7 +235,7 @@ impl Volume {
                 return Err(fail(name, EINVAL, fmt!("a key is set but the volume is not encrypted")));
             }
             (Encryption::AesXts { .. }, None) => {
-                return Err(fail(name, ENOKEY, fmt!("the volume is encrypted: write its key to `key` first")));
+                return Err(fail(name, ENOKEY, fmt!("the volume is encrypted: write its key to `key`, or name a logon key in `key_name`, first")));
             }
             (Encryption::AesXts { .. }, Some(key)) => key,
         };
