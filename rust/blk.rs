@@ -42,7 +42,7 @@ use kernel::ModuleMetadata;
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
-use crate::error::Error as EngineError;
+use crate::kcompat::engine_errno;
 use crate::checkpoint::{FormatOptions, Volume};
 use crate::store::Store;
 use crate::stripe_member::MemberState;
@@ -95,10 +95,6 @@ fn errno_status(err: Error) -> bindings::blk_status_t {
     unsafe { bindings::errno_to_blk_status(err.to_errno()) }
 }
 
-/// The engine's error as an errno (`EUCLEAN` for corruption, `EIO` ...).
-fn engine_errno(e: EngineError) -> Error {
-    Error::from_errno(-e.to_errno())
-}
 
 /// Runs `f` in a kworker, on an empty stack, and waits for its result.
 ///

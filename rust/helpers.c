@@ -7,6 +7,7 @@
  */
 
 #include <linux/bio.h>
+#include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 
@@ -49,4 +50,14 @@ unsigned int vtier_num_online_cpus(void)
 unsigned int vtier_disk_openers(struct gendisk *disk)
 {
 	return disk_openers(disk);
+}
+
+sector_t vtier_rq_pos(struct request *rq)
+{
+	return blk_rq_pos(rq);
+}
+
+unsigned int vtier_rq_bytes(struct request *rq)
+{
+	return blk_rq_bytes(rq);
 }

@@ -16,5 +16,7 @@ dev_t vtier_bdev_dev(struct block_device *bdev);
 blk_features_t vtier_blk_feat_write_cache_fua(void);
 unsigned int vtier_num_online_cpus(void);
 unsigned int vtier_disk_openers(struct gendisk *disk);
+sector_t vtier_rq_pos(struct request *rq);
+unsigned int vtier_rq_bytes(struct request *rq);
 
 #endif /* VTIER_HELPERS_H */

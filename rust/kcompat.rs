@@ -11,6 +11,12 @@
 pub(crate) use kernel::alloc::flags::{GFP_KERNEL, GFP_NOWAIT};
 pub(crate) use kernel::alloc::{AllocError, Flags, KBox, KVec};
 
+/// The engine's error as a kernel errno (`EUCLEAN` for corruption, `EIO`
+/// for I/O, `ENOSPC` ...).
+pub(crate) fn engine_errno(e: crate::error::Error) -> kernel::error::Error {
+    kernel::error::Error::from_errno(-e.to_errno())
+}
+
 /// Engine errors print in kernel messages as they do in userspace.
 impl kernel::fmt::Display for crate::error::Error {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {

@@ -149,13 +149,3 @@ unsigned int vtier_rq_copy(struct request *rq, void *buf, unsigned int len,
 	}
 	return done;
 }
-
-sector_t vtier_rq_pos(struct request *rq)
-{
-	return blk_rq_pos(rq);
-}
-
-unsigned int vtier_rq_bytes(struct request *rq)
-{
-	return blk_rq_bytes(rq);
-}

@@ -20,7 +20,5 @@ void vtier_call_on_fresh_stack(void (*fn)(void *data), void *data);
 
 unsigned int vtier_rq_copy(struct request *rq, void *buf, unsigned int len,
 			   bool to_rq);
-sector_t vtier_rq_pos(struct request *rq);
-unsigned int vtier_rq_bytes(struct request *rq);
 
 #endif /* VTIER_RQ_QUEUE_H */

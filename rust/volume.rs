@@ -14,6 +14,7 @@ use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::{KeyBuf, Xts};
 use crate::encryption::Encryption;
 use crate::error::Error as EngineError;
+use crate::kcompat::engine_errno;
 use crate::device::BlockDevice;
 use crate::blk::{on_fresh_stack, Disk, Target};
 use crate::store::Store;
@@ -88,10 +89,6 @@ pub(crate) struct Volume {
     index: DiskIndex,
 }
 
-/// The engine's error as an errno (`EUCLEAN` for corruption, `EIO` ...).
-fn engine_errno(e: EngineError) -> Error {
-    Error::from_errno(-e.to_errno())
-}
 
 /// Logs why `name` failed to come up and passes the error on.
 fn fail(name: &BStr, err: Error, what: core::fmt::Arguments<'_>) -> Error {
@@ -133,7 +130,7 @@ fn read_superblock(name: &BStr, m: &Member, bdev: &mut BackingDevice) -> Result<
     let sb = Superblock::choose(a, b).map_err(|e| {
         fail(
             name,
-            Error::from_errno(-e.to_errno()),
+            engine_errno(e),
             fmt!("{}: no valid vtier superblock: {} (run vtierctl format)", m.path.as_bstr(), e),
         )
     })?;

@@ -168,6 +168,15 @@ impl Volume {
         })
     }
 
+    /// Where a capacity device of `nr_blocks` blocks keeps its two map
+    /// copies, and its first block after them (its `data_start`).
+    pub fn capacity_layout(nr_blocks: u64) -> Result<([u64; 2], u64)> {
+        let copy = Geometry::new(nr_blocks)?.copy_blocks();
+        let copy0 = COPIES.len() as u64;
+        let copies = [copy0, copy0 + copy];
+        Ok((copies, copies[1] + copy))
+    }
+
     /// Formats `dev` as capacity device `device_index` (≥ 1) of the volume:
     /// both map copies (superblocks allocated) and both superblock copies
     /// of generation 1; no WAL (the performance device's WAL covers the set).
@@ -178,9 +187,7 @@ impl Volume {
     ) -> Result<Superblock> {
         let nr_blocks = dev.nr_blocks();
         let geom = Geometry::new(nr_blocks)?;
-        let copy0 = COPIES.len() as u64;
-        let copies = [copy0, copy0 + geom.copy_blocks()];
-        let data_start = copies[1] + geom.copy_blocks();
+        let (copies, data_start) = Self::capacity_layout(nr_blocks)?;
         if device_index == 0 || device_index >= opts.nr_devices || data_start >= nr_blocks {
             return Err(Error::InvalidArgument);
         }

@@ -12,13 +12,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vtier_engine::alloc_geom::Geometry;
+use vtier_engine::checkpoint::Volume;
 use vtier_engine::ec::limits::MAX_DATA_SHARDS;
 use vtier_engine::file_device::FileDevice;
 use vtier_engine::kcompat::{KVec, GFP_KERNEL};
 use vtier_engine::stripe_geom::{StripeGeometry, MAX_MEMBERS};
 use vtier_engine::stripe_store::{StripeOptions, StripeStore};
-use vtier_engine::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::superblock::{Role, Superblock, BLOCK_SIZE};
 
 /// Fewest capacity devices that get a stripe store (2 data + 1 parity).
 pub const MIN_MEMBERS: usize = 3;
@@ -63,13 +63,12 @@ pub struct StripePlan {
 }
 
 /// The `data_start` that `Volume::format_capacity` gives a capacity device
-/// of `nr_blocks` blocks: after both superblocks and both copies of its
-/// allocation map. `format` checks the superblock it wrote against it.
+/// of `nr_blocks` blocks (`Volume::capacity_layout`). `format` checks the
+/// superblock it wrote against it.
 pub fn capacity_data_start(nr_blocks: u64) -> Result<u64, String> {
-    let copy = Geometry::new(nr_blocks)
-        .map_err(|e| format!("{nr_blocks} blocks: no allocation map fits: {e}"))?
-        .copy_blocks();
-    Ok(COPIES.len() as u64 + 2 * copy)
+    Volume::capacity_layout(nr_blocks)
+        .map(|(_, data_start)| data_start)
+        .map_err(|e| format!("{nr_blocks} blocks: no allocation map fits: {e}"))
 }
 
 /// The stripe store for capacity devices of `sizes` blocks, or `None` (no
