@@ -10,7 +10,7 @@
 //! crate (`ec/simd`) in userspace; both implement this trait, so the codec
 //! itself stays free of `unsafe`.
 
-use super::apply::{apply, Store};
+use super::apply::apply;
 use super::error::Result;
 use super::limits::Row;
 
@@ -46,10 +46,7 @@ impl GfKernel for Scalar {
         outputs: &mut [&mut [u8]],
         len: usize,
     ) -> Result {
-        if rows.len() != outputs.len() || outputs.iter().any(|o| o.len() < len) {
-            return Err(super::error::Error::ShardSizeMismatch);
-        }
-        apply(rows, inputs, len, &mut Store { outputs })
+        apply(rows, inputs, outputs, len)
     }
 
     fn name(&self) -> &'static str {

@@ -7,7 +7,7 @@
 //! slices (anything that is `AsRef<[u8]>`, and `AsMut<[u8]>` where written),
 //! and the matrices live in fixed-size arrays.
 
-use super::apply::{apply, Compare};
+use super::apply::verify;
 use super::backend::{GfKernel, Scalar};
 use super::error::{Error, Result};
 use super::limits::{Row, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, MAX_TOTAL_SHARDS};
@@ -125,12 +125,7 @@ impl ReedSolomon {
         }
         let len = common_len(shards.iter().map(|s| s.as_ref()))?;
         let (data, parity) = shards.split_at(self.k);
-        let mut sink = Compare {
-            expected: parity,
-            equal: true,
-        };
-        apply(&self.parity[..self.m], data, len, &mut sink)?;
-        Ok(sink.equal)
+        verify(&self.parity[..self.m], data, parity, len)
     }
 
     /// Rebuilds every shard of `shards` (all `k + m`, data first) whose

@@ -83,24 +83,40 @@ pub fn pow(a: u8, n: usize) -> u8 {
     EXP.get(i).copied().unwrap_or(0)
 }
 
-/// Byte mask with the top bit of every byte of a word.
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+/// Byte mask with the low bit of every byte of a word.
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 
-/// The polynomial without x^8: what a byte's carried-out top bit folds back
-/// in as when it is doubled.
-pub const REDUCE: u64 = (POLYNOMIAL & 0xff) as u64;
+/// `x^8` reduced, in every byte: what a byte's carried-out top bit folds
+/// back in as when it is doubled.
+const REDUCE_UP: u64 = 0x1d1d_1d1d_1d1d_1d1d;
 
-/// Multiplies each of the eight bytes of `w` by 2 in the field: shifts every
-/// byte left by one and folds each byte's carried-out top bit back in as
-/// `reduce`, which must be [`REDUCE`].
-///
-/// `reduce` is a parameter so that the hot loop can hide the constant from
-/// the optimiser (`core::hint::black_box`): it then keeps one multiply
-/// instead of a chain of four shifts and adds, which is faster here.
+/// `x^-1`, in every byte: what a byte's shifted-out low bit folds back in as
+/// when it is halved.
+const REDUCE_DOWN: u64 = 0x8e8e_8e8e_8e8e_8e8e;
+
+/// `0xff` in every byte whose low bit `t` (a word of 0 or 1 bytes) has set:
+/// `t · 255` without a multiply and without carries between bytes.
 #[inline(always)]
-pub fn mul2_word(w: u64, reduce: u64) -> u64 {
-    let hi = w & HIGH_BITS;
-    ((w ^ hi) << 1) ^ (hi >> 7).wrapping_mul(reduce)
+fn byte_mask(t: u64) -> u64 {
+    (t << 8).wrapping_sub(t)
+}
+
+/// Multiplies each of the eight bytes of `w` by 2 (`x`) in the field: every
+/// byte shifted left by one, and `x^8` folded back in where a top bit fell
+/// out. Eight simple integer operations.
+#[inline(always)]
+pub fn double_word(w: u64) -> u64 {
+    let top = (w >> 7) & LOW_BITS;
+    ((w << 1) & !LOW_BITS) ^ (byte_mask(top) & REDUCE_UP)
+}
+
+/// Multiplies each of the eight bytes of `w` by 2⁻¹ (`x^-1`) in the field:
+/// every byte shifted right by one, and `x^-1` folded back in where a low
+/// bit fell out. Seven simple integer operations.
+#[inline(always)]
+pub fn halve_word(w: u64) -> u64 {
+    let low = w & LOW_BITS;
+    ((w >> 1) & !(LOW_BITS << 7)) ^ (byte_mask(low) & REDUCE_DOWN)
 }
 
 #[cfg(test)]
@@ -159,11 +175,21 @@ mod tests {
     }
 
     #[test]
-    fn word_doubling_is_bytewise() {
-        let w = 0x0123_4567_89ab_cdef_u64 ^ 0x8080_0080_8000_8080;
-        let d = mul2_word(w, REDUCE).to_ne_bytes();
-        for (i, b) in w.to_ne_bytes().iter().enumerate() {
-            assert_eq!(d[i], mul2(*b));
+    fn word_steps_are_bytewise() {
+        let half = inv(2).unwrap();
+        for base in 0..=255u8 {
+            // Every byte value in every position, with every neighbour
+            // pattern that could leak a carry across bytes.
+            for pattern in [0u64, u64::MAX, 0x0101_0101_0101_0101, 0x8080_8080_8080_8080] {
+                let w = (pattern ^ 0x0123_4567_89ab_cdef) & !0xff_u64 | base as u64;
+                let w = w.rotate_left(8 * (base as u32 % 8));
+                let d = double_word(w).to_ne_bytes();
+                let h = halve_word(w).to_ne_bytes();
+                for (i, b) in w.to_ne_bytes().iter().enumerate() {
+                    assert_eq!(d[i], mul2(*b));
+                    assert_eq!(h[i], mul(*b, half));
+                }
+            }
         }
     }
 
