@@ -134,11 +134,36 @@ impl GfKernel for CSimd {
 static CHOSEN: Atomic<u32> = Atomic::new(0);
 
 /// The fastest C kernel that passed the self-test at load, if any.
-#[allow(dead_code)]
 pub(crate) fn best() -> Option<CSimd> {
     let chosen = CHOSEN.load(Relaxed);
     let (kind, name) = *KINDS.get(chosen.checked_sub(1)? as usize)?;
     Some(CSimd { kind, name })
+}
+
+/// The hot loop the capacity tier runs: the kind chosen at load
+/// ([`best`]), or the scalar loop when none passed or the CPU has none.
+pub(crate) struct Best;
+
+/// What [`crate::volume`] hands to every stripe store.
+pub(crate) static BEST: Best = Best;
+
+impl GfKernel for Best {
+    fn apply(
+        &self,
+        rows: &[Row],
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+        len: usize,
+    ) -> EcResult {
+        match best() {
+            Some(kind) => kind.apply(rows, inputs, outputs, len),
+            None => Scalar.apply(rows, inputs, outputs, len),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        best().map_or("scalar", |k| k.name)
+    }
 }
 
 /// Codes the self-test runs, and the shard length: a few 64-byte steps

@@ -179,9 +179,12 @@ impl Volume {
                 for d in capacity {
                     devs.push(Some(d), GFP_KERNEL)?;
                 }
-                let st = StripeStore::open(devs, area_start, &uuid, STRIPE_CACHE_PAGES).map_err(|e| {
+                let mut st = StripeStore::open(devs, area_start, &uuid, STRIPE_CACHE_PAGES).map_err(|e| {
                     fail(name, engine_errno(e), fmt!("capacity tier: cannot open the erasure-coded stripes: {}", e))
                 })?;
+                // Stripes are coded by the fastest SIMD kernel that passed
+                // its self-test at load, the scalar loop otherwise.
+                st.set_gf_kernel(&crate::ec_simd::BEST);
                 (Some(st), KVec::new())
             } else {
                 (None, capacity)
@@ -199,12 +202,13 @@ impl Volume {
         if let Some(st) = store.stripes() {
             let g = st.geometry();
             pr_info!(
-                "{}: capacity tier: {}+{} stripes on {} devices, {} lost{}\n",
+                "{}: capacity tier: {}+{} stripes on {} devices, {} lost, coded by {}{}\n",
                 name,
                 g.k,
                 g.m,
                 g.nr_members,
                 st.lost(),
+                crate::ec::backend::GfKernel::name(&crate::ec_simd::BEST),
                 if st.is_read_only() { ", read-only" } else { "" }
             );
         }

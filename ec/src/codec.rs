@@ -117,6 +117,19 @@ impl ReedSolomon {
         self.encode(data, parity)
     }
 
+    /// [`Self::encode_shards`] with the hot loop of `kern`.
+    pub fn encode_shards_with<K: GfKernel + ?Sized, S: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        kern: &K,
+        shards: &mut [S],
+    ) -> Result {
+        if shards.len() != self.total_shards() {
+            return Err(Error::WrongShardCount);
+        }
+        let (data, parity) = shards.split_at_mut(self.k);
+        self.encode_with(kern, data, parity)
+    }
+
     /// Whether the `m` parity shards of `shards` (all `k + m`, data first)
     /// match the data shards.
     pub fn verify<S: AsRef<[u8]>>(&self, shards: &[S]) -> Result<bool> {

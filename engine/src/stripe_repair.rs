@@ -170,7 +170,7 @@ impl<D: BlockDevice> StripeStore<D> {
             let present = self.present(&st, seq);
             let mut sh = shards(scratch, &self.geom);
             self.codec
-                .reconstruct(&mut sh[..w], &present[..w])
+                .reconstruct_with(self.gf, &mut sh[..w], &present[..w])
                 .map_err(ec_error)?;
             self.write_chunk(s, j, seq, &mut scratch[j * sb..(j + 1) * sb])?;
             if self.members[r].state() != MemberState::Rebuilding {
@@ -251,7 +251,7 @@ impl<D: BlockDevice> StripeStore<D> {
         }
         let mut sh = shards(scratch, &self.geom);
         self.codec
-            .reconstruct(&mut sh[..w], &present[..w])
+            .reconstruct_with(self.gf, &mut sh[..w], &present[..w])
             .map_err(ec_error)?;
         if good > k && !self.codec.verify(&sh[..w]).map_err(ec_error)? {
             self.repair.scrub.parity_mismatches += 1;
@@ -300,7 +300,7 @@ impl<D: BlockDevice> StripeStore<D> {
             present[c] = false;
             let mut sh = shards(scratch, &self.geom);
             self.codec
-                .reconstruct(&mut sh[..w], &present[..w])
+                .reconstruct_with(self.gf, &mut sh[..w], &present[..w])
                 .map_err(ec_error)?;
             let ok = self.codec.verify(&sh[..w]).map_err(ec_error)?;
             present[c] = true;

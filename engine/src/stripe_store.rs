@@ -40,6 +40,7 @@
 use crate::alloc_geom::Geometry;
 use crate::allocator::{AllocLayout, AllocRoot, Allocator};
 use crate::device::{BlockDevice, BLOCK_SIZE};
+use crate::ec::backend::{GfKernel, Scalar};
 use crate::ec::codec::ReedSolomon;
 use crate::ec::limits::MAX_TOTAL_SHARDS;
 use crate::error::{Error, Result};
@@ -107,6 +108,9 @@ pub struct StripeStore<D> {
     uuid: [u8; 16],
     tag: u64,
     pub(crate) codec: ReedSolomon,
+    /// Who runs the codec's hot loop: the scalar loop unless the caller
+    /// chose otherwise ([`StripeStore::set_gf_kernel`]).
+    pub(crate) gf: &'static (dyn GfKernel + Sync),
     pub(crate) members: KVec<Member<D>>,
     pub(crate) alloc: Allocator,
     pub(crate) primary: usize,
@@ -194,6 +198,7 @@ impl<D: BlockDevice> StripeStore<D> {
             uuid,
             tag: volume_tag(&uuid),
             codec,
+            gf: &Scalar,
             members,
             alloc,
             primary: 0,
@@ -389,6 +394,14 @@ impl<D: BlockDevice> StripeStore<D> {
         out
     }
 
+    /// Has `gf` run the codec's hot loop from now on: `vtier.ko` passes the
+    /// fastest SIMD kernel that passed its self-test at load. Parity checks
+    /// (`verify`, in scrub and repair) stay on the scalar loop, which
+    /// compares a block at a time without a buffer for the parity.
+    pub fn set_gf_kernel(&mut self, gf: &'static (dyn GfKernel + Sync)) {
+        self.gf = gf;
+    }
+
     /// The layout.
     pub fn geometry(&self) -> &StripeGeometry {
         &self.geom
@@ -443,8 +456,13 @@ impl<D: BlockDevice> StripeStore<D> {
         };
         writeln!(
             out,
-            "geometry: {}+{} on {} members, chunk {} blocks, {} stripes",
-            g.k, g.m, g.nr_members, g.chunk_blocks, g.nr_stripes
+            "geometry: {}+{} on {} members, chunk {} blocks, {} stripes, coded by {}",
+            g.k,
+            g.m,
+            g.nr_members,
+            g.chunk_blocks,
+            g.nr_stripes,
+            self.gf.name()
         )?;
         writeln!(out, "health: {health}, {} members lost", self.lost())?;
         let free = self.alloc.free_blocks();
@@ -680,7 +698,9 @@ impl<D: BlockDevice> StripeStore<D> {
             slot[BLOCK_SIZE..].copy_from_slice(d);
         }
         let mut sh = shards(scratch, &self.geom);
-        self.codec.encode_shards(&mut sh[..w]).map_err(ec_error)?;
+        self.codec
+            .encode_shards_with(self.gf, &mut sh[..w])
+            .map_err(ec_error)?;
         for (j, slot) in scratch.chunks_exact_mut(sb).enumerate() {
             self.write_chunk(s, j, seq, slot)?;
         }
@@ -771,7 +791,7 @@ impl<D: BlockDevice> StripeStore<D> {
             let present = self.present(&st, seq);
             let mut sh = shards(scratch, &self.geom);
             self.codec
-                .reconstruct_data(&mut sh[..w], &present[..w])
+                .reconstruct_data_with(self.gf, &mut sh[..w], &present[..w])
                 .map_err(ec_error)?;
             for j in (0..self.geom.k as usize).filter(|&j| !present[j]) {
                 if let Some((i, _)) = self.geom.chunk_location(s, j) {

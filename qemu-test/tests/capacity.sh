@@ -50,6 +50,11 @@ disk=$(vtier_up cap)
 dev=/dev/$disk
 status
 field '^geometry: 2+1 on 3 members' | grep -q . || fail "status shows no 2+1 geometry on 3 members"
+# The stripes are coded by the SIMD kernel chosen at load (the guest CPU has
+# AVX2), the one the self-test line names.
+chosen=$(dmesg | sed -n 's/.*GF kernel self-test passed.*; using \([a-z0-9-]*\).*/\1/p' | tail -1)
+[ -n "$chosen" ] || fail "no GF kernel was chosen at load"
+field '^geometry: ' | grep -q "coded by $chosen\$" || fail "stripes are not coded by $chosen: $(field '^geometry: ')"
 [ "$(status | grep -c '^member [0-9]: ok')" = 3 ] || fail "not every member ok"
 
 step "8 MiB written, then destaged"
