@@ -202,6 +202,14 @@ impl Target {
         BStr::from_bytes(self.name.to_bytes())
     }
 
+    /// Whether the capacity tier has lost more devices than its parity
+    /// covers.
+    fn stripes_read_only(&self) -> bool {
+        let mut state = self.state.lock();
+        let store = state.store.as_deref_mut();
+        store.and_then(|s| s.stripes()).is_some_and(|st| st.is_read_only())
+    }
+
     /// Writes the volume's counters and its capacity tier's state, one
     /// fact a line (configfs `status`).
     pub(crate) fn write_status(&self, w: &mut Formatter<'_>) -> Result {
@@ -366,11 +374,23 @@ impl Target {
         };
         // SAFETY: As above.
         let r = unsafe { self.serve_op(rq, op, flags, pos, bytes) };
-        if r == Err(EROFS) && self.told_read_only.xchg(1, Relaxed) == 0 {
+        // A failed request may be the first sign that more capacity devices
+        // are lost than the parity covers (a refused write, or the read
+        // that took the last member too many out of service): the disk is
+        // marked read-only, so that `blockdev --getro` and mount see it.
+        if r.is_err()
+            && self.told_read_only.load(Relaxed) == 0
+            && self.stripes_read_only()
+            && self.told_read_only.xchg(1, Relaxed) == 0
+        {
             pr_err!(
                 "{}: more capacity devices lost than the stripes' parity covers: read-only, writes refused (see status)\n",
                 self.name()
             );
+            // SAFETY: By the safety requirements `rq` is valid, so is its
+            // queue, and the queue's disk is live while it has requests
+            // (`del_gendisk` drains them first).
+            unsafe { bindings::set_disk_ro((*(*rq).q).disk, true) };
         }
         if let Err(e) = r {
             let n = self.errors.fetch_add(1, Relaxed);
@@ -607,11 +627,12 @@ unsafe impl Sync for Disk {}
 
 impl Disk {
     /// Creates and adds the disk `vtier<index>` over `target`, with
-    /// `nr_blocks` blocks of 4096 bytes.
+    /// `nr_blocks` blocks of 4096 bytes, read-only if `read_only`.
     pub(crate) fn new(
         index: u32,
         target: impl PinInit<Target, Error>,
         nr_blocks: u64,
+        read_only: bool,
     ) -> Result<Self> {
         let disk_name = CString::try_from_fmt(fmt!("vtier{index}"))?;
         let disk_name = disk_name.to_bytes();
@@ -658,6 +679,7 @@ impl Disk {
                 *dst = *src;
             }
             bindings::set_capacity(disk, nr_blocks * SECTORS_PER_BLOCK);
+            bindings::set_disk_ro(disk, read_only);
             let ret = bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut());
             if ret != 0 {
                 bindings::put_disk(disk);

@@ -199,6 +199,7 @@ impl Volume {
         }
         let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
         let mut store = store;
+        let read_only = store.stripes().is_some_and(|st| st.is_read_only());
         if let Some(st) = store.stripes() {
             let g = st.geometry();
             pr_info!(
@@ -215,7 +216,8 @@ impl Volume {
         let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
         let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
         let target = Target::new(name, store).map_err(|e| fail(name, e, fmt!("cannot set up the request queue")))?;
-        let disk = Disk::new(index.0, target, nr_lbas).map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
+        let disk = Disk::new(index.0, target, nr_lbas, read_only)
+            .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
         pr_info!(
             "{}: vtier{} up, {} blocks, {}\n",
             name,

@@ -20,7 +20,8 @@
 #   are used);
 # - with two of three failing (more than m), reading destaged data fails
 #   with an I/O error instead of returning wrong data, writes are refused
-#   (EROFS, logged; the writer sees EIO) and `status` says read-only.
+#   (EROFS, logged; the writer sees EIO), `status` says read-only and the
+#   disk is marked read-only.
 set -eu
 # shellcheck source=../guest/lib.sh
 . /usr/lib/vtier/lib.sh
@@ -50,6 +51,7 @@ disk=$(vtier_up cap)
 dev=/dev/$disk
 status
 field '^geometry: 2+1 on 3 members' | grep -q . || fail "status shows no 2+1 geometry on 3 members"
+[ "$(cat /sys/block/vtier0/ro)" = 0 ] || fail "a healthy volume's disk is read-only"
 # The stripes are coded by the SIMD kernel chosen at load (the guest CPU has
 # AVX2), the one the self-test line names.
 chosen=$(dmesg | sed -n 's/.*GF kernel self-test passed.*; using \([a-z0-9-]*\).*/\1/p' | tail -1)
@@ -146,6 +148,9 @@ fi
 # The block layer has no status for EROFS: the writer sees an I/O error,
 # the kernel log says why.
 dmesg | grep -q 'vtier: cap: .*read-only, writes refused' || fail "the write was not refused as read-only (EROFS)"
+# And the disk itself is read-only now, for mount and blockdev.
+[ "$(cat /sys/block/vtier0/ro)" = 1 ] || fail "the disk is not marked read-only: ro=$(cat /sys/block/vtier0/ro)"
+blockdev --getro "$dev" | grep -qx 1 || fail "blockdev --getro does not say read-only"
 dmesg | grep 'vtier: cap:' | tail -5
 
 step "power off"
