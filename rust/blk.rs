@@ -238,10 +238,11 @@ impl Target {
         ))?;
         w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
         w.write_fmt(fmt!(
-            "destage: stripes {} blocks {}, blocks read from stripes {}\n",
+            "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {}\n",
             s.destaged_stripes,
             s.destaged_blocks,
-            s.stripe_blocks_read
+            s.stripe_blocks_read,
+            s.stripes_reclaimed
         ))?;
         match store.stripes() {
             Some(st) => st.write_status(w).map_err(|_| EFBIG)?,

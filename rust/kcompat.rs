@@ -9,7 +9,7 @@
 #![allow(unused_imports)]
 
 pub(crate) use kernel::alloc::flags::{GFP_KERNEL, GFP_NOWAIT};
-pub(crate) use kernel::alloc::{AllocError, Flags, KBox, KVec};
+pub(crate) use kernel::alloc::{AllocError, Flags, KBox, KVVec, KVec};
 
 /// The engine's error as a kernel errno (`EUCLEAN` for corruption, `EIO`
 /// for I/O, `ENOSPC` ...).

@@ -25,6 +25,10 @@ pub const GFP_KERNEL: Flags = Flags(0);
 /// `GFP_NOWAIT`: must not sleep.
 pub const GFP_NOWAIT: Flags = Flags(1);
 
+/// A [`KVec`] that may be large, as `kernel::alloc::KVVec` (which falls
+/// back to `vmalloc`); the same type here.
+pub type KVVec<T> = KVec<T>;
+
 /// A growable array whose every allocation can fail, as `kernel::alloc::KVec`.
 ///
 /// Like the kernel's, it is not `Clone`: copying allocates, so it is spelled

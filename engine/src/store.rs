@@ -29,6 +29,16 @@
 //! displaced ones. Writes destage on their own when the performance tier
 //! runs short of free blocks.
 //!
+//! The store counts the live blocks of every stripe: how many logical
+//! blocks the map points at in it. The counts are built by a scan of the
+//! map when the volume is opened and kept by every commit since. A stripe
+//! whose count drops to zero (its blocks overwritten or discarded) is freed
+//! once the map that no longer points at it is durable (after the next
+//! flush or checkpoint), never before: until then a crash could bring the
+//! old mapping back. Opening also frees allocated stripes the durable map
+//! does not point at, which a crash between a destage's stripe commit and
+//! its map commit leaves behind.
+//!
 //! The store is single-threaded: the kernel serialises calls with a lock.
 
 use crate::btree_extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
@@ -39,7 +49,7 @@ use crate::datalog::{self, Entry, ENTRY_ENCRYPTED, MAX_ENTRY_BLOCKS};
 use crate::device::{BlockDevice, BLOCK_SIZE};
 use crate::encryption::Encryption;
 use crate::error::{Error, Result};
-use crate::kcompat::{KBox, KVec, GFP_KERNEL};
+use crate::kcompat::{KBox, KVVec, KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
 use crate::stripe_store::StripeStore;
 use crate::superblock::Superblock;
@@ -77,6 +87,11 @@ pub struct StoreStats {
     pub checksum_errors: u64,
     /// Checkpoints run by the store.
     pub checkpoints: u64,
+    /// Stripes freed because nothing pointed at them any more.
+    pub stripes_reclaimed: u64,
+    /// Times a stripe's live count disagreed with the map (the stripe is
+    /// kept; the next open recounts).
+    pub stripe_count_errors: u64,
     /// Stripes written by destaging.
     pub destaged_stripes: u64,
     /// Blocks moved to the capacity tier.
@@ -137,6 +152,12 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     stage: KVec<u8>,
     /// Where the next destage looks for data on the performance tier.
     destage_at: u64,
+    /// Live blocks of every stripe of the capacity tier (see the module
+    /// docs); empty without one.
+    live: KVVec<u32>,
+    /// Stripes whose count dropped to zero, freed at the next point where
+    /// the map is durable.
+    unreferenced: KVec<u64>,
 }
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
@@ -158,7 +179,14 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         let sb = map.superblock();
         let mut header = KVec::new();
         header.resize(BLOCK_SIZE, 0u8, GFP_KERNEL)?;
-        Ok(Self {
+        let live = match stripes.as_ref() {
+            Some(st) => {
+                let n = usize::try_from(st.geometry().nr_stripes).map_err(|_| Error::NoMemory)?;
+                KVVec::from_elem(0u32, n, GFP_KERNEL)?
+            }
+            None => KVVec::new(),
+        };
+        let mut store = Self {
             tweak: sb.encryption.tweak().copied().unwrap_or([0; 16]),
             key_id: key_id(&sb.encryption),
             tag: volume_tag(&sb.volume_uuid),
@@ -175,7 +203,94 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             },
             stage: KVec::new(),
             destage_at: 0,
-        })
+            live,
+            unreferenced: KVec::new(),
+        };
+        if store.stripes.is_some() {
+            store.count_live()?;
+            store.free_unmapped_stripes()?;
+        }
+        Ok(store)
+    }
+
+    /// Counts the live blocks of every stripe from the map.
+    fn count_live(&mut self) -> Result {
+        let txn = self.map.begin()?;
+        let r = (|| {
+            let mut at = 0;
+            while at < self.nr_lbas {
+                let piece = self.map.lookup(&txn, at, self.nr_lbas - at)?;
+                let len = piece.len.clamp(1, self.nr_lbas - at);
+                if let Some(ext) = piece.value {
+                    if let Location::Stripe { stripe, .. } = ext.paddr.location() {
+                        let n = self.live_of(stripe)?;
+                        let len = u32::try_from(len).map_err(|_| Error::InvalidArgument)?;
+                        *n = n.checked_add(len).ok_or(Error::Corrupt {
+                            block: ext.paddr.to_raw(),
+                            what: "stripe: more live blocks than a count holds",
+                        })?;
+                    }
+                }
+                at += len;
+            }
+            Ok(())
+        })();
+        self.map.abort(txn);
+        r
+    }
+
+    /// The live count of `stripe`; a stripe the capacity tier does not
+    /// have is a corrupt map.
+    fn live_of(&mut self, stripe: u64) -> Result<&mut u32> {
+        usize::try_from(stripe)
+            .ok()
+            .and_then(|s| self.live.get_mut(s))
+            .ok_or(Error::Corrupt {
+                block: stripe,
+                what: "map points at a stripe the capacity tier does not have",
+            })
+    }
+
+    /// Frees the allocated stripes the (durable, just opened) map does not
+    /// point at, and commits the capacity tier if there were any.
+    fn free_unmapped_stripes(&mut self) -> Result {
+        let Some(st) = self.stripes.as_deref_mut() else {
+            return Ok(());
+        };
+        if st.is_read_only() {
+            return Ok(());
+        }
+        let mut freed = 0u64;
+        for (s, &n) in (0u64..).zip(self.live.iter()) {
+            if n == 0 && st.is_allocated(s)? {
+                st.free_stripe(s)?;
+                freed += 1;
+            }
+        }
+        if freed > 0 {
+            st.commit()?;
+        }
+        self.stats.stripes_reclaimed += freed;
+        Ok(())
+    }
+
+    /// Frees the stripes that lost their last live block, now that the map
+    /// without them is durable (their frees are durable at the capacity
+    /// tier's next commit). A read-only tier keeps them: the next open
+    /// frees them.
+    fn free_unreferenced(&mut self) -> Result {
+        let Some(st) = self.stripes.as_deref_mut() else {
+            return Ok(());
+        };
+        if self.unreferenced.is_empty() || st.is_read_only() {
+            return Ok(());
+        }
+        for &s in self.unreferenced.iter() {
+            st.free_stripe(s)?;
+        }
+        self.stats.stripes_reclaimed += self.unreferenced.len() as u64;
+        self.unreferenced.clear();
+        Ok(())
     }
 
     /// The capacity tier, if any (status, fault handling).
@@ -296,6 +411,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     fn maybe_checkpoint(&mut self) -> Result {
         if self.map.checkpoint_if_needed(CHECKPOINT_TUPLES)? {
             self.stats.checkpoints += 1;
+            self.free_unreferenced()?;
         }
         Ok(())
     }
@@ -474,6 +590,28 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         for ext in self.displaced.iter() {
             release(alloc, dev, ext)?;
         }
+        for i in 0..self.displaced.len() {
+            let Some(ext) = self.displaced.get(i).copied() else {
+                break;
+            };
+            let Location::Stripe { stripe, .. } = ext.paddr.location() else {
+                continue;
+            };
+            let n = self.live_of(stripe)?;
+            match n.checked_sub(ext.len) {
+                Some(0) => {
+                    *n = 0;
+                    self.unreferenced.push(stripe, GFP_KERNEL)?;
+                }
+                Some(left) => *n = left,
+                // The counts disagree with the map: keep the stripe (the
+                // next open recounts and frees what nothing points at).
+                None => {
+                    *n = 0;
+                    self.stats.stripe_count_errors += 1;
+                }
+            }
+        }
         self.displaced.clear();
         Ok(())
     }
@@ -587,6 +725,8 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             Outcome::Committed { .. } => {}
             Outcome::Aborted => return Err(Error::InvalidArgument),
         }
+        let live = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
+        *self.live_of(s)? = live;
         self.release_displaced()?;
         self.stats.destaged_stripes += 1;
         self.stats.destaged_blocks += total;
@@ -630,19 +770,27 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     pub fn flush(&mut self) -> Result {
         self.stats.flushes += 1;
         let (vol, dev) = self.map.volume_and_device();
-        vol.commit(dev)
+        vol.commit(dev)?;
+        self.free_unreferenced()
     }
 
     /// Checkpoints and returns the device, and the capacity tier's
     /// (clean shutdown).
     pub fn close(mut self) -> Result<(D, Option<StripeStore<D>>)> {
         self.map.checkpoint()?;
+        self.free_unreferenced()?;
         if let Some(st) = self.stripes.as_mut() {
             if !st.is_read_only() {
                 st.commit()?;
             }
         }
         Ok((self.map.into_device(), self.stripes.map(KBox::into_inner)))
+    }
+
+    /// The devices as they are, without a checkpoint or a commit: what a
+    /// power cut leaves behind (crash tests).
+    pub fn into_devices(self) -> (D, Option<StripeStore<D>>) {
+        (self.map.into_device(), self.stripes.map(KBox::into_inner))
     }
 
     /// Verifies the data log entry that owns the extent mapping `lba`, if

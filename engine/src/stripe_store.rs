@@ -466,7 +466,12 @@ impl<D: BlockDevice> StripeStore<D> {
         )?;
         writeln!(out, "health: {health}, {} members lost", self.lost())?;
         let free = self.alloc.free_blocks();
-        writeln!(out, "stripes: {} used, {free} free", g.nr_stripes - free)?;
+        writeln!(
+            out,
+            "stripes: {} used, {free} free, {} of them freed at the next commit",
+            g.nr_stripes - free,
+            self.frees.len()
+        )?;
         for (i, m) in self.members.iter().enumerate() {
             let st = &m.stats;
             writeln!(
