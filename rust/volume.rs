@@ -199,6 +199,12 @@ impl Volume {
         }
         let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
         let mut store = store;
+        if store.stripes().is_some() && !store.reclaims_stripes() {
+            pr_warn!(
+                "{}: capacity tier: no memory for the live counts of its stripes, or the map could not be scanned: stripes are not freed until the next power-on\n",
+                name
+            );
+        }
         let read_only = store.stripes().is_some_and(|st| st.is_read_only());
         if let Some(st) = store.stripes() {
             let g = st.geometry();

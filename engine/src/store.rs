@@ -92,6 +92,9 @@ pub struct StoreStats {
     /// Times a stripe's live count disagreed with the map (the stripe is
     /// kept; the next open recounts).
     pub stripe_count_errors: u64,
+    /// Stripe frees that failed (the stripe stays allocated until the
+    /// next open frees it).
+    pub stripe_free_errors: u64,
     /// Stripes written by destaging.
     pub destaged_stripes: u64,
     /// Blocks moved to the capacity tier.
@@ -179,13 +182,13 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         let sb = map.superblock();
         let mut header = KVec::new();
         header.resize(BLOCK_SIZE, 0u8, GFP_KERNEL)?;
-        let live = match stripes.as_ref() {
-            Some(st) => {
-                let n = usize::try_from(st.geometry().nr_stripes).map_err(|_| Error::NoMemory)?;
-                KVVec::from_elem(0u32, n, GFP_KERNEL)?
-            }
-            None => KVVec::new(),
-        };
+        // Without memory for the counts the volume still opens; it only
+        // does not free stripes (`reclaims_stripes`).
+        let live = stripes
+            .as_ref()
+            .and_then(|st| usize::try_from(st.geometry().nr_stripes).ok())
+            .and_then(|n| KVVec::from_elem(0u32, n, GFP_KERNEL).ok())
+            .unwrap_or_default();
         let mut store = Self {
             tweak: sb.encryption.tweak().copied().unwrap_or([0; 16]),
             key_id: key_id(&sb.encryption),
@@ -206,11 +209,26 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             live,
             unreferenced: KVec::new(),
         };
-        if store.stripes.is_some() {
-            store.count_live()?;
-            store.free_unmapped_stripes()?;
+        if !store.live.is_empty() {
+            if store.count_live().is_ok() {
+                store.free_unmapped_stripes();
+            } else {
+                // A map that cannot be scanned whole (an unreadable node,
+                // an extent naming a stripe that does not exist) gives no
+                // counts to trust: nothing is freed. Reads of what it
+                // cannot map fail on their own.
+                store.live = KVVec::new();
+                store.stats.stripe_count_errors += 1;
+            }
         }
         Ok(store)
+    }
+
+    /// Whether the store frees stripes whose data is all overwritten or
+    /// discarded: it has a capacity tier, had memory for one count per
+    /// stripe at open, and could scan the map.
+    pub fn reclaims_stripes(&self) -> bool {
+        !self.live.is_empty()
     }
 
     /// Counts the live blocks of every stripe from the map.
@@ -223,7 +241,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 let len = piece.len.clamp(1, self.nr_lbas - at);
                 if let Some(ext) = piece.value {
                     if let Location::Stripe { stripe, .. } = ext.paddr.location() {
-                        let n = self.live_of(stripe)?;
+                        let n = self.live_of(stripe)?.ok_or(Error::InvalidArgument)?;
                         let len = u32::try_from(len).map_err(|_| Error::InvalidArgument)?;
                         *n = n.checked_add(len).ok_or(Error::Corrupt {
                             block: ext.paddr.to_raw(),
@@ -239,12 +257,17 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         r
     }
 
-    /// The live count of `stripe`; a stripe the capacity tier does not
-    /// have is a corrupt map.
-    fn live_of(&mut self, stripe: u64) -> Result<&mut u32> {
+    /// The live count of `stripe`, `None` when the store does not count
+    /// (see [`Store::reclaims_stripes`]); a stripe the capacity tier does
+    /// not have is a corrupt map.
+    fn live_of(&mut self, stripe: u64) -> Result<Option<&mut u32>> {
+        if self.live.is_empty() {
+            return Ok(None);
+        }
         usize::try_from(stripe)
             .ok()
             .and_then(|s| self.live.get_mut(s))
+            .map(Some)
             .ok_or(Error::Corrupt {
                 block: stripe,
                 what: "map points at a stripe the capacity tier does not have",
@@ -252,45 +275,52 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     }
 
     /// Frees the allocated stripes the (durable, just opened) map does not
-    /// point at, and commits the capacity tier if there were any.
-    fn free_unmapped_stripes(&mut self) -> Result {
+    /// point at, and commits the capacity tier if there were any. A failure
+    /// is counted, not returned: the volume opens, and the next open tries
+    /// again.
+    fn free_unmapped_stripes(&mut self) {
         let Some(st) = self.stripes.as_deref_mut() else {
-            return Ok(());
+            return;
         };
         if st.is_read_only() {
-            return Ok(());
+            return;
         }
         let mut freed = 0u64;
         for (s, &n) in (0u64..).zip(self.live.iter()) {
-            if n == 0 && st.is_allocated(s)? {
-                st.free_stripe(s)?;
-                freed += 1;
+            match st.is_allocated(s) {
+                Ok(true) if n == 0 => match st.free_stripe(s) {
+                    Ok(()) => freed += 1,
+                    Err(_) => self.stats.stripe_free_errors += 1,
+                },
+                Ok(_) => {}
+                Err(_) => self.stats.stripe_free_errors += 1,
             }
         }
-        if freed > 0 {
-            st.commit()?;
+        if freed > 0 && st.commit().is_err() {
+            self.stats.stripe_free_errors += 1;
         }
         self.stats.stripes_reclaimed += freed;
-        Ok(())
     }
 
     /// Frees the stripes that lost their last live block, now that the map
     /// without them is durable (their frees are durable at the capacity
-    /// tier's next commit). A read-only tier keeps them: the next open
-    /// frees them.
-    fn free_unreferenced(&mut self) -> Result {
+    /// tier's next commit). A read-only tier keeps them, and a free that
+    /// fails is counted, not returned (the flush or checkpoint that called
+    /// this succeeded): the next open frees what nothing points at.
+    fn free_unreferenced(&mut self) {
         let Some(st) = self.stripes.as_deref_mut() else {
-            return Ok(());
+            return;
         };
         if self.unreferenced.is_empty() || st.is_read_only() {
-            return Ok(());
+            return;
         }
         for &s in self.unreferenced.iter() {
-            st.free_stripe(s)?;
+            match st.free_stripe(s) {
+                Ok(()) => self.stats.stripes_reclaimed += 1,
+                Err(_) => self.stats.stripe_free_errors += 1,
+            }
         }
-        self.stats.stripes_reclaimed += self.unreferenced.len() as u64;
         self.unreferenced.clear();
-        Ok(())
     }
 
     /// The capacity tier, if any (status, fault handling).
@@ -411,7 +441,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     fn maybe_checkpoint(&mut self) -> Result {
         if self.map.checkpoint_if_needed(CHECKPOINT_TUPLES)? {
             self.stats.checkpoints += 1;
-            self.free_unreferenced()?;
+            self.free_unreferenced();
         }
         Ok(())
     }
@@ -597,7 +627,16 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             let Location::Stripe { stripe, .. } = ext.paddr.location() else {
                 continue;
             };
-            let n = self.live_of(stripe)?;
+            let n = match self.live_of(stripe) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                // The map names a stripe the tier does not have: its read
+                // fails; nothing to count here.
+                Err(_) => {
+                    self.stats.stripe_count_errors += 1;
+                    continue;
+                }
+            };
             match n.checked_sub(ext.len) {
                 Some(0) => {
                     *n = 0;
@@ -725,8 +764,9 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             Outcome::Committed { .. } => {}
             Outcome::Aborted => return Err(Error::InvalidArgument),
         }
-        let live = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
-        *self.live_of(s)? = live;
+        if let Some(n) = self.live_of(s)? {
+            *n = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
+        }
         self.release_displaced()?;
         self.stats.destaged_stripes += 1;
         self.stats.destaged_blocks += total;
@@ -771,14 +811,15 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         self.stats.flushes += 1;
         let (vol, dev) = self.map.volume_and_device();
         vol.commit(dev)?;
-        self.free_unreferenced()
+        self.free_unreferenced();
+        Ok(())
     }
 
     /// Checkpoints and returns the device, and the capacity tier's
     /// (clean shutdown).
     pub fn close(mut self) -> Result<(D, Option<StripeStore<D>>)> {
         self.map.checkpoint()?;
-        self.free_unreferenced()?;
+        self.free_unreferenced();
         if let Some(st) = self.stripes.as_mut() {
             if !st.is_read_only() {
                 st.commit()?;

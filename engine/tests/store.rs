@@ -659,6 +659,7 @@ fn close_and_reopen(s: Store<MemDevice, SoftXts>) -> Store<MemDevice, SoftXts> {
 #[test]
 fn overwritten_and_discarded_stripes_are_freed_once_the_map_is_durable() {
     let mut s = with_stripes();
+    assert!(s.reclaims_stripes());
     let empty = s.stripes().unwrap().free_stripes();
     let tags: Vec<u64> = (1..=64).collect();
     write_tags(&mut s, 0, &tags);
@@ -705,6 +706,12 @@ fn overwritten_and_discarded_stripes_are_freed_once_the_map_is_durable() {
     assert_eq!(s.stripes().unwrap().free_stripes(), empty);
     assert_eq!(read_tags(&mut s, 0, 32, "the overwrites"), new);
     assert_eq!(s.stats().stripe_count_errors, 0);
+    assert_eq!(s.stats().stripe_free_errors, 0);
+    // Without a capacity tier there is nothing to count.
+    let (dev, _) = s.close().unwrap();
+    assert!(!Store::open(dev, None, cipher(true))
+        .unwrap()
+        .reclaims_stripes());
 }
 
 #[test]
