@@ -238,11 +238,12 @@ impl Target {
         ))?;
         w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
         w.write_fmt(fmt!(
-            "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {}\n",
+            "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {} (errors {})\n",
             s.destaged_stripes,
             s.destaged_blocks,
             s.stripe_blocks_read,
-            s.stripes_reclaimed
+            s.stripes_reclaimed,
+            s.stripe_count_errors + s.stripe_free_errors
         ))?;
         match store.stripes() {
             Some(st) => st.write_status(w).map_err(|_| EFBIG)?,

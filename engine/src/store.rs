@@ -640,7 +640,12 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             match n.checked_sub(ext.len) {
                 Some(0) => {
                     *n = 0;
-                    self.unreferenced.push(stripe, GFP_KERNEL)?;
+                    // Without memory to remember it, the stripe stays
+                    // allocated until the next open frees it: the write
+                    // that displaced it has committed and must not fail.
+                    if self.unreferenced.push(stripe, GFP_KERNEL).is_err() {
+                        self.stats.stripe_free_errors += 1;
+                    }
                 }
                 Some(left) => *n = left,
                 // The counts disagree with the map: keep the stripe (the

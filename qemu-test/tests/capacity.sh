@@ -83,6 +83,7 @@ freed=$(field '^destage:' | sed -n 's/.*stripes freed \([0-9]*\).*/\1/p')
 field '^destage:'
 field '^stripes:'
 [ "${freed:-0}" -gt 0 ] || fail "no stripe freed after overwriting destaged data and a flush"
+field '^destage:' | grep -q '(errors 0)$' || fail "stripe frees counted errors: $(field '^destage:')"
 # Free in memory now, durable (and counted free) at the capacity tier's
 # next commit, which the next destage makes.
 attr_write "$VT/cap/destage" 1
