@@ -59,6 +59,7 @@ engine_modules! {
     encryption = "../engine/src/encryption.rs";
     error = "../engine/src/error.rs";
     fault_device = "../engine/src/fault_device.rs";
+    heap_sort = "../engine/src/heap_sort.rs";
     page_cache = "../engine/src/page_cache.rs";
     paddr = "../engine/src/paddr.rs";
     store = "../engine/src/store.rs";

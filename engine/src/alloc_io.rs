@@ -298,7 +298,7 @@ impl Allocator {
         }
         set.extend_from_slice(dirty, GFP_KERNEL)?;
         set.extend_from_slice(&self.carried, GFP_KERNEL)?;
-        set.sort_unstable();
+        crate::heap_sort::sort(&mut set);
         let mut out: KVec<u32> = KVec::with_capacity(set.len(), GFP_KERNEL)?;
         for &p in set.iter() {
             if out.last() != Some(&p) {

@@ -417,7 +417,7 @@ impl Allocator {
 
     /// Makes the deferred frees effective; called by `write_copy`.
     pub(crate) fn apply_deferred(&mut self, dev: &mut dyn crate::device::BlockDevice) -> Result {
-        self.deferred.sort_unstable();
+        crate::heap_sort::sort(&mut self.deferred);
         let double = self
             .deferred
             .windows(2)

@@ -119,7 +119,7 @@ pub fn check_tree<S: NodeStore>(
     }
     let mut sorted = KVec::new();
     sorted.extend_from_slice(&report.nodes, GFP_KERNEL)?;
-    sorted.sort_unstable();
+    crate::heap_sort::sort(&mut sorted);
     if sorted.windows(2).any(|w| w[0] == w[1]) {
         return Err(bad(root, "block reachable twice"));
     }

@@ -68,6 +68,7 @@ pub mod error;
 pub mod fault_device;
 #[cfg(feature = "std")]
 pub mod file_device;
+pub mod heap_sort;
 pub mod kcompat;
 pub mod paddr;
 pub mod page_cache;

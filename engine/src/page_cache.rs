@@ -143,8 +143,7 @@ impl PageCache {
             s.dirty = false;
         }
         if self.slots.len() > self.capacity {
-            self.slots
-                .sort_unstable_by_key(|s| core::cmp::Reverse(s.used));
+            crate::heap_sort::sort_by_key(&mut self.slots, |s| core::cmp::Reverse(s.used));
             self.slots.truncate(self.capacity);
             self.last = 0;
         }

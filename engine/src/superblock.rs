@@ -304,7 +304,7 @@ impl Superblock {
             (self.map.copies[0], self.map.blocks),
             (self.map.copies[1], self.map.blocks),
         ];
-        regions.sort_unstable();
+        crate::heap_sort::sort(&mut regions);
         let mut end = first;
         for (start, len) in regions {
             if len == 0 && start == 0 {
