@@ -13,7 +13,7 @@
 //!
 //! # What a row costs, and how it is made cheaper
 //!
-//! A Horner step multiplies eight bytes by 2 ([`gf::double_word`], eight
+//! A Horner step multiplies eight bytes by 2 ([`gf::double_word`], seven
 //! integer operations) or by 2⁻¹ ([`gf::halve_word`], seven); a set
 //! coefficient bit costs one XOR. Three choices per row, made by
 //! `RowPlan::new` from an estimate of those costs:
