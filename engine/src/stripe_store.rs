@@ -121,7 +121,11 @@ pub struct StripeStore<D> {
     seq_limit: u64,
     /// Member being rebuilt and the first stripe not yet rebuilt on it.
     pub(crate) rebuild: Option<(usize, u64)>,
+    /// Stripes freed since the last commit, in the order they were freed.
     frees: KVec<u64>,
+    /// The same stripes, one bit each (`nr_stripes` bits), so that a second
+    /// free of one is refused without a search of `frees`.
+    pending: KVec<u64>,
     pub(crate) failed: bool,
     pub(crate) stats: StoreStats,
     /// Room for the `k + m` slots of one stripe.
@@ -193,6 +197,8 @@ impl<D: BlockDevice> StripeStore<D> {
             .slot_bytes()
             .checked_mul(geom.width())
             .ok_or(Error::InvalidArgument)?;
+        let pending_words =
+            usize::try_from(geom.nr_stripes.div_ceil(64)).map_err(|_| Error::InvalidArgument)?;
         Ok(Self {
             geom,
             uuid,
@@ -213,6 +219,7 @@ impl<D: BlockDevice> StripeStore<D> {
             seq_limit: 1,
             rebuild: None,
             frees: KVec::new(),
+            pending: KVec::from_elem(0u64, pending_words, GFP_KERNEL)?,
             failed: false,
             stats: StoreStats::default(),
             scratch: KVec::from_elem(0u8, bytes, GFP_KERNEL)?,
@@ -662,6 +669,11 @@ impl<D: BlockDevice> StripeStore<D> {
         if data.len() != self.geom.data_bytes() {
             return Err(Error::InvalidArgument);
         }
+        if self.alloc.free_blocks() == 0 && !self.frees.is_empty() {
+            // Full, but with frees waiting for a commit: without this one a
+            // full tier would never get them back while it runs.
+            self.commit()?;
+        }
         if self.next_seq >= self.seq_limit {
             self.seq_limit = self.next_seq + SEQ_BATCH;
             self.write_headers()?;
@@ -686,7 +698,7 @@ impl<D: BlockDevice> StripeStore<D> {
                 // commit (if the store still takes one).
                 let v = &mut view(&mut self.members, &self.geom, self.primary);
                 if self.alloc.free(v, s, 1).is_ok() {
-                    self.frees.push(s, GFP_KERNEL)?;
+                    self.remember_free(s)?;
                 }
                 Err(e)
             }
@@ -829,13 +841,35 @@ impl<D: BlockDevice> StripeStore<D> {
     pub fn free_stripe(&mut self, s: u64) -> Result {
         self.check_writable()?;
         self.check_stripe(s)?;
-        if self.frees.contains(&s) {
+        if self.is_pending(s) {
             return Err(Error::InvalidArgument);
         }
         self.alloc
             .free(&mut view(&mut self.members, &self.geom, self.primary), s, 1)?;
-        self.frees.push(s, GFP_KERNEL)?;
+        self.remember_free(s)?;
         self.stats.stripes_freed += 1;
+        Ok(())
+    }
+
+    /// The word of `pending` that holds stripe `s`, and its bit.
+    fn pending_bit(&self, s: u64) -> Option<(usize, u64)> {
+        let w = usize::try_from(s / 64).ok()?;
+        (w < self.pending.len()).then_some((w, 1 << (s % 64)))
+    }
+
+    /// Whether stripe `s` was freed since the last commit.
+    fn is_pending(&self, s: u64) -> bool {
+        self.pending_bit(s)
+            .and_then(|(w, bit)| self.pending.get(w).map(|v| v & bit != 0))
+            .unwrap_or(false)
+    }
+
+    /// Records the free of stripe `s` (already given to the allocator).
+    fn remember_free(&mut self, s: u64) -> Result {
+        let (w, bit) = self.pending_bit(s).ok_or(Error::InvalidArgument)?;
+        let word = self.pending.get_mut(w).ok_or(Error::InvalidArgument)?;
+        self.frees.push(s, GFP_KERNEL)?;
+        *word |= bit;
         Ok(())
     }
 
@@ -864,6 +898,14 @@ impl<D: BlockDevice> StripeStore<D> {
         self.map_root = root;
         self.seq_limit = self.next_seq + SEQ_BATCH;
         self.write_headers()?;
+        for &s in self.frees.iter() {
+            let word = usize::try_from(s / 64)
+                .ok()
+                .and_then(|w| self.pending.get_mut(w));
+            if let Some(word) = word {
+                *word &= !(1u64 << (s % 64));
+            }
+        }
         self.frees.clear();
         self.stats.commits += 1;
         Ok(())

@@ -742,6 +742,50 @@ fn a_stripe_no_map_points_at_is_freed_when_the_volume_opens() {
 }
 
 #[test]
+fn a_full_capacity_tier_gets_its_freed_stripes_back_while_it_runs() {
+    // A tier smaller than the device: filled to the last stripe, then all
+    // of it overwritten. The frees wait for the tier's next commit, which
+    // the next destage must make before it needs a stripe.
+    let members = (0..3)
+        .map(|_| MemDevice::new(96).unwrap())
+        .collect::<Vec<_>>();
+    let mut kdevs = vtier_engine::kcompat::KVec::new();
+    for d in members {
+        kdevs.push(d, vtier_engine::kcompat::GFP_KERNEL).unwrap();
+    }
+    let st = StripeStore::format(kdevs, &STRIPE_OPTS).unwrap();
+    let dev = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true))
+        .unwrap()
+        .close()
+        .unwrap()
+        .0;
+    let mut s = Store::open(dev, Some(st), cipher(true)).unwrap();
+    let stripes = s.stripes().unwrap().free_stripes();
+    let per = s.stripes().unwrap().geometry().data_blocks();
+    let n = stripes * per;
+    assert!(stripes > 2 && n < s.nr_lbas(), "{stripes} stripes of {per}");
+    let old: Vec<u64> = (1..=n).collect();
+    write_tags(&mut s, 0, &old);
+    s.flush().unwrap();
+    assert_eq!(s.destage(1000).unwrap(), n);
+    assert_eq!(s.stripes().unwrap().free_stripes(), 0, "the tier is full");
+    let new: Vec<u64> = (1001..=1000 + n).collect();
+    write_tags(&mut s, 0, &new);
+    s.flush().unwrap();
+    assert_eq!(s.stats().stripes_reclaimed, stripes);
+    assert_eq!(
+        s.destage(1000).unwrap(),
+        n,
+        "the freed stripes were not given back"
+    );
+    assert_eq!(s.stripes().unwrap().free_stripes(), 0);
+    assert_eq!(read_tags(&mut s, 0, n, "destaged again"), new);
+    let mut s = close_and_reopen(s);
+    assert_eq!(read_tags(&mut s, 0, n, "reopened"), new);
+    assert_eq!(s.stats().stripe_free_errors, 0);
+}
+
+#[test]
 fn rewriting_the_device_many_times_never_runs_out_of_stripes() {
     // The capacity tier holds about three times what the device exports:
     // without freeing overwritten stripes, the fifth pass would not fit.

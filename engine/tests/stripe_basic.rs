@@ -618,3 +618,35 @@ fn the_chosen_hot_loop_codes_writes_and_degraded_reads() {
         "degraded reads did not reconstruct through it"
     );
 }
+
+#[test]
+fn every_stripe_can_be_freed_once_per_commit_and_a_full_store_takes_its_frees_back() {
+    let (_sh, mut store) = setup(2, 1, 3, 1, 64);
+    let len = store.geometry().data_bytes();
+    let total = store.free_stripes();
+    let ids: Vec<u64> = (0..total)
+        .map(|i| store.write_stripe(&pattern(i, len)).unwrap())
+        .collect();
+    assert_eq!(store.write_stripe(&pattern(0, len)), Err(Error::NoSpace));
+    store.commit().unwrap();
+    for &s in &ids {
+        store.free_stripe(s).unwrap();
+        assert_eq!(store.free_stripe(s), Err(Error::InvalidArgument), "{s}");
+    }
+    // Full, every stripe freed, no commit yet: the write commits the
+    // frees first and gets a stripe.
+    assert_eq!(store.free_stripes(), 0);
+    let again: Vec<u64> = (0..total)
+        .map(|i| store.write_stripe(&pattern(100 + i, len)).unwrap())
+        .collect();
+    store.commit().unwrap();
+    for (i, &s) in (0u64..).zip(&again) {
+        assert_eq!(read(&mut store, s).unwrap(), pattern(100 + i, len));
+    }
+    // The commit forgot the frees: the same ids can be freed again.
+    for &s in &again {
+        store.free_stripe(s).unwrap();
+    }
+    store.commit().unwrap();
+    assert_eq!(store.free_stripes(), total);
+}
