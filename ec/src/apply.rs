@@ -516,7 +516,7 @@ fn scale(buf: &mut [u8], table: &[u8; 256]) {
     for c in buf.chunks_exact_mut(8) {
         let mut w = 0u64;
         for (i, b) in c.iter().enumerate() {
-            w |= (table[*b as usize] as u64) << (8 * i);
+            w |= u64::from(table[*b as usize]) << (8 * i);
         }
         c.copy_from_slice(&w.to_ne_bytes());
     }
