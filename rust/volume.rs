@@ -201,7 +201,7 @@ impl Volume {
         let mut store = store;
         if store.stripes().is_some() && !store.reclaims_stripes() {
             pr_warn!(
-                "{}: capacity tier: no memory for the live counts of its stripes, or the map could not be scanned: stripes are not freed until the next power-on\n",
+                "{}: capacity tier: no memory for the live counts of its stripes, or the map could not be scanned: stripes are not freed while it is powered\n",
                 name
             );
         }

@@ -2,11 +2,12 @@
 
 //! Sorting in place in a fixed, small amount of stack: a heap sort.
 //!
-//! `core`'s `sort_unstable` recurses. In the kernel build its quicksort
-//! frames are about 800 bytes and a small-sort frame up to 2.3 KiB, and a
-//! sort of a few thousand deferred frees, nested under a checkpoint on the
-//! 16 KiB stack of a kworker, overflowed it (`make demo`, powering a
-//! volume off after a large destage). The engine sorts with these loops
+//! `core`'s `sort_unstable` recurses, only O(log n) deep but with large
+//! frames: in the kernel build its quicksort frames are about 800 bytes
+//! and a small-sort frame up to 2.3 KiB, and a sort of a few thousand
+//! deferred frees, nested under a checkpoint on the 16 KiB stack of a
+//! kworker, overflowed it (`make demo`, powering a volume off after a
+//! large destage). The engine sorts with these loops
 //! instead: O(n log n) comparisons, a few words of stack whatever the
 //! length, not stable (no caller needs it).
 

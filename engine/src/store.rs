@@ -90,7 +90,8 @@ pub struct StoreStats {
     /// Stripes freed because nothing pointed at them any more.
     pub stripes_reclaimed: u64,
     /// Times a stripe's live count disagreed with the map (the stripe is
-    /// kept; the next open recounts).
+    /// kept; the next open recounts), and opens whose scan of the map
+    /// failed (no stripe is freed until an open scans it whole).
     pub stripe_count_errors: u64,
     /// Stripe frees that failed (the stripe stays allocated until the
     /// next open frees it).
@@ -297,7 +298,9 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
         }
         if freed > 0 && st.commit().is_err() {
+            // Nothing was freed: the tier is read-only until reopened.
             self.stats.stripe_free_errors += 1;
+            return;
         }
         self.stats.stripes_reclaimed += freed;
     }
@@ -484,6 +487,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
             self.map.checkpoint()?;
             self.stats.checkpoints += 1;
+            self.free_unreferenced();
         }
         Ok(None)
     }

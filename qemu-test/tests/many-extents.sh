@@ -65,6 +65,8 @@ echo "destaged: $(cat "$VT/many/destage")"
 moved=$(awk '{ print $3 }' "$VT/many/destage")
 [ "$moved" -ge $((2 * mb * 256)) ] || fail "only $moved blocks destaged of $((2 * mb * 256)) written"
 grep -E '^(destage|stripes):' "$VT/many/status"
+grep -m1 '^destage:' "$VT/many/status" | grep -q '(errors 0)$' ||
+	fail "stripe frees counted errors: $(grep -m1 '^destage:' "$VT/many/status")"
 
 step "read everything back with vdc failing"
 [ -d $FI ] || fail "no $FI (CONFIG_FAIL_MAKE_REQUEST, debugfs)"
