@@ -245,6 +245,10 @@ impl Target {
             s.stripes_reclaimed,
             s.stripe_count_errors + s.stripe_free_errors
         ))?;
+        w.write_fmt(fmt!(
+            "compaction: stripes {} blocks {}\n",
+            s.compacted_stripes, s.compacted_blocks
+        ))?;
         match store.stripes() {
             Some(st) => st.write_status(w).map_err(|_| EFBIG)?,
             None => w.write_str("capacity tier: not erasure coded\n")?,

@@ -69,6 +69,7 @@ engine_modules! {
     stripe_meta = "../engine/src/stripe_meta.rs";
     stripe_repair = "../engine/src/stripe_repair.rs";
     stripe_store = "../engine/src/stripe_store.rs";
+    stripe_victims = "../engine/src/stripe_victims.rs";
     summary = "../engine/src/summary.rs";
     superblock = "../engine/src/superblock.rs";
     txn = "../engine/src/txn.rs";

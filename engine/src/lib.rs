@@ -79,6 +79,7 @@ pub mod stripe_member;
 pub mod stripe_meta;
 pub mod stripe_repair;
 pub mod stripe_store;
+pub mod stripe_victims;
 pub mod summary;
 pub mod superblock;
 pub mod txn;

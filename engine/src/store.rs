@@ -39,6 +39,13 @@
 //! does not point at, which a crash between a destage's stripe commit and
 //! its map commit leaves behind.
 //!
+//! Destaging leaves [`COMPACT_RESERVE`] stripes free. When it would need
+//! them, the store first compacts: the live blocks of the emptiest
+//! stripes that fit one stripe together ([`Victims`]) move, as stored,
+//! into a new stripe the way a destage moves data, the WAL is committed,
+//! and the emptied stripes are freed. Only a tier full of live data stops
+//! destaging.
+//!
 //! The store is single-threaded: the kernel serialises calls with a lock.
 
 use crate::btree_extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
@@ -52,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::kcompat::{KBox, KVVec, KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
 use crate::stripe_store::StripeStore;
+use crate::stripe_victims::Victims;
 use crate::superblock::Superblock;
 use crate::txn::Outcome;
 use crate::txn_map::{release, LbaMap};
@@ -63,6 +71,11 @@ pub const CHECKPOINT_TUPLES: usize = 4096;
 /// Most extents one stripe takes in a destage (one transaction, one WAL
 /// record: below [`crate::txn_map::MAX_TXN_TUPLES`]).
 const DESTAGE_EXTENTS: usize = 64;
+
+/// Stripes of the capacity tier that destaging leaves free, so that a
+/// compaction always has one to write the live blocks of emptier stripes
+/// into.
+pub const COMPACT_RESERVE: u64 = 1;
 
 /// Counters (debugfs, `vtierctl`, tests).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -102,6 +115,11 @@ pub struct StoreStats {
     pub destaged_blocks: u64,
     /// Blocks read from the capacity tier.
     pub stripe_blocks_read: u64,
+    /// Stripes written by compaction: the live blocks of emptier stripes,
+    /// moved so that those could be freed.
+    pub compacted_stripes: u64,
+    /// Blocks compaction moved.
+    pub compacted_blocks: u64,
 }
 
 /// Logical blocks a device exports: two fifths of the performance tier's
@@ -388,6 +406,23 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
 
     /// Reads the (sliced) extent `ext`, `out.len()` bytes of it.
     fn read_extent(&mut self, ext: &Extent, out: &mut [u8]) -> Result {
+        self.read_stored(ext, out)?;
+        self.stats.blocks_read += (out.len() / BLOCK_SIZE) as u64;
+        if ext.flags & EXTENT_ENCRYPTED != 0 {
+            let cipher = self.cipher.as_ref().ok_or(Error::WrongKey)?;
+            for b in out.chunks_exact_mut(BLOCK_SIZE) {
+                cipher.decrypt_unit(b, &self.tweak)?;
+                self.stats.cipher_calls += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `out.len()` bytes of the (sliced) extent `ext` as they are
+    /// stored (ciphertext on an encrypted volume), wherever it lives; the
+    /// checksum of a whole extent is checked, so corrupt data is an error,
+    /// never returned or spread further.
+    fn read_stored(&mut self, ext: &Extent, out: &mut [u8]) -> Result {
         let block = ext.paddr.error_block();
         match ext.paddr.location() {
             Location::Perf { block } => {
@@ -409,20 +444,12 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 });
             }
         }
-        self.stats.blocks_read += (out.len() / BLOCK_SIZE) as u64;
         if ext.flags & EXTENT_CSUM != 0
             && out.len() == ext.len as usize * BLOCK_SIZE
             && crc32c(out) != ext.csum
         {
             self.stats.checksum_errors += 1;
             return Err(Error::BadChecksum { block });
-        }
-        if ext.flags & EXTENT_ENCRYPTED != 0 {
-            let cipher = self.cipher.as_ref().ok_or(Error::WrongKey)?;
-            for b in out.chunks_exact_mut(BLOCK_SIZE) {
-                cipher.decrypt_unit(b, &self.tweak)?;
-                self.stats.cipher_calls += 1;
-            }
         }
         Ok(())
     }
@@ -717,35 +744,136 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         }
         let cap = stripes.geometry().data_blocks();
         self.maybe_checkpoint()?;
+        if !self.room_to_destage()? {
+            return Ok(0);
+        }
         let mut pieces = KVec::new();
         self.gather(cap, &mut pieces)?;
+        let total = self.restripe(&pieces)?;
+        if total > 0 {
+            self.stats.destaged_stripes += 1;
+            self.stats.destaged_blocks += total;
+        }
+        Ok(total)
+    }
+
+    /// Whether the capacity tier has a stripe for destaging beyond the
+    /// [`COMPACT_RESERVE`] that compaction writes into; compacts when it
+    /// has not. `false`: the tier is full of live data.
+    fn room_to_destage(&mut self) -> Result<bool> {
+        for _ in 0..4 {
+            let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;
+            if st.free_stripes() + st.pending_frees() > COMPACT_RESERVE {
+                return Ok(true);
+            }
+            if self.compact_stripe()? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Moves the live blocks of the emptiest stripes, two or more whose
+    /// live blocks fit one stripe together ([`Victims`]), into a new
+    /// stripe, and makes the map durable so that the emptied stripes are
+    /// freed (at the capacity tier's next commit). Returns the stripes
+    /// freed: 0 when no two fit, the store does not count live blocks, or
+    /// the tier has no stripe to write.
+    fn compact_stripe(&mut self) -> Result<u64> {
+        let Some(st) = self.stripes.as_ref() else {
+            return Ok(0);
+        };
+        if st.is_read_only() || st.free_stripes() + st.pending_frees() == 0 {
+            return Ok(0);
+        }
+        let cap = st.geometry().data_blocks();
+        let victims = Victims::choose(&self.live, cap);
+        if victims.len() < 2 {
+            return Ok(0);
+        }
+        let mut pieces = KVec::new();
+        self.gather_in(&victims, cap, &mut pieces)?;
+        let moved = self.restripe(&pieces)?;
+        if moved == 0 {
+            return Ok(0);
+        }
+        // The map without the victims must be durable before they are
+        // freed, as for any stripe that lost its last live block.
+        let (vol, dev) = self.map.volume_and_device();
+        vol.commit(dev)?;
+        let before = self.stats.stripes_reclaimed;
+        self.free_unreferenced();
+        self.stats.compacted_stripes += 1;
+        self.stats.compacted_blocks += moved;
+        Ok(self.stats.stripes_reclaimed - before)
+    }
+
+    /// The pieces of the map that lie in one of `victims`, at most `cap`
+    /// blocks of them, as [`Store::gather`] gives them.
+    fn gather_in(
+        &mut self,
+        victims: &Victims,
+        cap: u64,
+        out: &mut KVec<(u64, Extent, u64)>,
+    ) -> Result {
+        let txn = self.map.begin()?;
+        let r = (|| {
+            let (mut at, mut total) = (0u64, 0u64);
+            while at < self.nr_lbas && total < victims.live() && out.len() < DESTAGE_EXTENTS {
+                let piece = self.map.lookup(&txn, at, self.nr_lbas - at)?;
+                let len = piece.len.clamp(1, self.nr_lbas - at);
+                if let Some(ext) = piece.value {
+                    if let Location::Stripe { stripe, .. } = ext.paddr.location() {
+                        let ext = match u32::try_from(len) {
+                            Ok(l) if l < ext.len => ext.slice(0, l)?,
+                            _ => ext,
+                        };
+                        let n = u64::from(ext.len);
+                        if victims.contains(stripe) && total + n <= cap {
+                            out.push((at, ext, total), GFP_KERNEL)?;
+                            total += n;
+                        }
+                    }
+                }
+                at += len;
+            }
+            Ok(())
+        })();
+        self.map.abort(txn);
+        r
+    }
+
+    /// Copies `pieces` (`(lba, extent, offset in the stripe)`, as
+    /// [`Store::gather`] gives them) as they are stored, ciphertext and
+    /// all, into a new stripe, commits it and repoints their logical
+    /// blocks at it in one transaction; what they displace is released
+    /// like any displaced extent. Returns the blocks moved.
+    fn restripe(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
         let Some(&(_, last, off)) = pieces.last() else {
             return Ok(0);
         };
         let total = off + u64::from(last.len);
+        let cap = self
+            .stripes
+            .as_ref()
+            .ok_or(Error::InvalidArgument)?
+            .geometry()
+            .data_blocks();
         if self.stage.len() != cap as usize * BLOCK_SIZE {
             self.stage = KVec::from_elem(0u8, cap as usize * BLOCK_SIZE, GFP_KERNEL)?;
         }
         self.stage.fill(0);
-        // The stored bytes, as they are: no cipher on the way.
-        for &(_, ext, off) in pieces.iter() {
-            let Location::Perf { block } = ext.paddr.location() else {
-                return Err(Error::InvalidArgument);
-            };
-            let from = off as usize * BLOCK_SIZE;
-            let buf = self
-                .stage
-                .get_mut(from..from + ext.len as usize * BLOCK_SIZE)
-                .ok_or(Error::InvalidArgument)?;
-            let (_, dev) = self.map.volume_and_device();
-            dev.read(block, buf)?;
-            if ext.flags & EXTENT_CSUM != 0 && crc32c(buf) != ext.csum {
-                // Never spread corrupt data further.
-                self.stats.checksum_errors += 1;
-                return Err(Error::BadChecksum { block });
-            }
-        }
+        let mut stage = core::mem::take(&mut self.stage);
+        let r = self.stage_pieces(pieces, &mut stage);
+        self.stage = stage;
+        r?;
         let stripes = self.stripes.as_mut().ok_or(Error::InvalidArgument)?;
+        if stripes.free_stripes() == 0 && stripes.pending_frees() > 0 {
+            // Full, with frees waiting for the tier's next commit (every
+            // one of a stripe no durable map points at): make them now, or
+            // a full tier never gets them back while it runs.
+            stripes.commit()?;
+        }
         let s = stripes.write_stripe(&self.stage)?;
         // Durable before any map points at it.
         stripes.commit()?;
@@ -777,9 +905,20 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             *n = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
         }
         self.release_displaced()?;
-        self.stats.destaged_stripes += 1;
-        self.stats.destaged_blocks += total;
         Ok(total)
+    }
+
+    /// Reads the stored bytes of every piece into its place in `stage`
+    /// ([`Store::read_stored`]: no cipher on the way, checksums checked).
+    fn stage_pieces(&mut self, pieces: &[(u64, Extent, u64)], stage: &mut [u8]) -> Result {
+        for &(_, ext, off) in pieces.iter() {
+            let from = off as usize * BLOCK_SIZE;
+            let buf = stage
+                .get_mut(from..from + ext.len as usize * BLOCK_SIZE)
+                .ok_or(Error::InvalidArgument)?;
+            self.read_stored(&ext, buf)?;
+        }
+        Ok(())
     }
 
     /// Unmaps `nr` blocks from `lba`; they read as zeros afterwards.

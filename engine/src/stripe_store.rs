@@ -448,6 +448,13 @@ impl<D: BlockDevice> StripeStore<D> {
         self.alloc.free_blocks()
     }
 
+    /// Stripes freed since the last commit: free once it is made. A caller
+    /// whose store is full commits before it writes, or it gets
+    /// `Error::NoSpace`.
+    pub fn pending_frees(&self) -> u64 {
+        self.frees.len() as u64
+    }
+
     /// Writes the store's state and counters as text, one fact per line
     /// (`name: value ...`), for debugfs and `vtierctl status`.
     pub fn write_status(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
@@ -668,11 +675,6 @@ impl<D: BlockDevice> StripeStore<D> {
         self.check_writable()?;
         if data.len() != self.geom.data_bytes() {
             return Err(Error::InvalidArgument);
-        }
-        if self.alloc.free_blocks() == 0 && !self.frees.is_empty() {
-            // Full, but with frees waiting for a commit: without this one a
-            // full tier would never get them back while it runs.
-            self.commit()?;
         }
         if self.next_seq >= self.seq_limit {
             self.seq_limit = self.next_seq + SEQ_BATCH;

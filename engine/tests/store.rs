@@ -15,7 +15,7 @@ use vtier_engine::device::{BlockDevice, MemDevice, BLOCK_SIZE};
 use vtier_engine::encryption::Encryption;
 use vtier_engine::error::Error;
 use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
-use vtier_engine::store::Store;
+use vtier_engine::store::{Store, COMPACT_RESERVE};
 use vtier_engine::stripe_store::{StripeOptions, StripeStore};
 
 #[path = "support/stripe_disks.rs"]
@@ -741,17 +741,17 @@ fn a_stripe_no_map_points_at_is_freed_when_the_volume_opens() {
     assert_eq!(read_tags(&mut s, 7, 1, "kept"), vec![77]);
 }
 
-#[test]
-fn a_full_capacity_tier_gets_its_freed_stripes_back_while_it_runs() {
-    // A tier smaller than the device: filled to the last stripe, then all
-    // of it overwritten. The frees wait for the tier's next commit, which
-    // the next destage must make before it needs a stripe.
-    let members = (0..3)
-        .map(|_| MemDevice::new(96).unwrap())
-        .collect::<Vec<_>>();
+/// A volume whose capacity tier (2+1, 4-block chunks) has members of
+/// `blocks` blocks: smaller than the device for small `blocks`.
+fn with_small_tier(blocks: u64) -> Store<MemDevice, SoftXts> {
     let mut kdevs = vtier_engine::kcompat::KVec::new();
-    for d in members {
-        kdevs.push(d, vtier_engine::kcompat::GFP_KERNEL).unwrap();
+    for _ in 0..3 {
+        kdevs
+            .push(
+                MemDevice::new(blocks).unwrap(),
+                vtier_engine::kcompat::GFP_KERNEL,
+            )
+            .unwrap();
     }
     let st = StripeStore::format(kdevs, &STRIPE_OPTS).unwrap();
     let dev = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true))
@@ -759,30 +759,89 @@ fn a_full_capacity_tier_gets_its_freed_stripes_back_while_it_runs() {
         .close()
         .unwrap()
         .0;
-    let mut s = Store::open(dev, Some(st), cipher(true)).unwrap();
+    Store::open(dev, Some(st), cipher(true)).unwrap()
+}
+
+#[test]
+fn a_full_capacity_tier_gets_its_freed_stripes_back_while_it_runs() {
+    // A tier smaller than the device, filled to its reserve, then all of
+    // it overwritten: the frees wait for the tier's next commit, and the
+    // next destage must have them.
+    let mut s = with_small_tier(96);
     let stripes = s.stripes().unwrap().free_stripes();
     let per = s.stripes().unwrap().geometry().data_blocks();
-    let n = stripes * per;
-    assert!(stripes > 2 && n < s.nr_lbas(), "{stripes} stripes of {per}");
+    let usable = stripes - COMPACT_RESERVE;
+    let n = usable * per;
+    assert!(usable > 2 && n < s.nr_lbas(), "{stripes} stripes of {per}");
     let old: Vec<u64> = (1..=n).collect();
     write_tags(&mut s, 0, &old);
     s.flush().unwrap();
     assert_eq!(s.destage(1000).unwrap(), n);
-    assert_eq!(s.stripes().unwrap().free_stripes(), 0, "the tier is full");
+    assert_eq!(s.stripes().unwrap().free_stripes(), COMPACT_RESERVE);
+    // Destaging never takes the reserve.
+    write_tags(&mut s, n, &[7]);
+    assert_eq!(s.destage(1000).unwrap(), 0, "took the reserve");
     let new: Vec<u64> = (1001..=1000 + n).collect();
     write_tags(&mut s, 0, &new);
     s.flush().unwrap();
-    assert_eq!(s.stats().stripes_reclaimed, stripes);
+    assert_eq!(s.stats().stripes_reclaimed, usable);
+    // Every stripe but the reserve again: one block of the n + 1 stays
+    // on the performance tier.
     assert_eq!(
         s.destage(1000).unwrap(),
         n,
         "the freed stripes were not given back"
     );
-    assert_eq!(s.stripes().unwrap().free_stripes(), 0);
+    assert_eq!(s.stripes().unwrap().free_stripes(), COMPACT_RESERVE);
     assert_eq!(read_tags(&mut s, 0, n, "destaged again"), new);
     let mut s = close_and_reopen(s);
     assert_eq!(read_tags(&mut s, 0, n, "reopened"), new);
+    assert_eq!(read_tags(&mut s, n, 1, "reopened"), [7]);
     assert_eq!(s.stats().stripe_free_errors, 0);
+    assert_eq!(s.stats().compacted_stripes, 0, "nothing to compact");
+}
+
+#[test]
+fn random_overwrites_never_fill_the_tier_with_partly_dead_stripes() {
+    // Single-block overwrites all over a device already on the capacity
+    // tier leave every stripe partly live; without compaction the tier
+    // ran out after about one and a half overwrites of the device.
+    let mut s = with_stripes();
+    let n = s.nr_lbas();
+    let stripes = s.stripes().unwrap().free_stripes();
+    let mut tag = 1;
+    let mut model = vec![0u64; n as usize];
+    write_whole_device(&mut s, 8, &mut tag, &mut model);
+    s.flush().unwrap();
+    s.destage(1000).unwrap();
+    let mut rng = Rng(5);
+    for round in 0..12 {
+        for _ in 0..n / 2 {
+            let lba = rng.below(n);
+            write_tags(&mut s, lba, &[tag]);
+            model[lba as usize] = tag;
+            tag += 1;
+        }
+        s.flush().unwrap();
+        s.destage(1000)
+            .unwrap_or_else(|e| panic!("round {round}: destage: {e}"));
+        assert_eq!(read_tags(&mut s, 0, n, "round"), model, "round {round}");
+    }
+    let st = s.stats();
+    assert!(st.compacted_stripes > 0, "never compacted: {st:?}");
+    assert!(
+        st.destaged_blocks > 3 * stripes * 4,
+        "the rounds moved only {} blocks",
+        st.destaged_blocks
+    );
+    assert_eq!(st.stripe_count_errors + st.stripe_free_errors, 0);
+    let mut s = close_and_reopen(s);
+    assert_eq!(read_tags(&mut s, 0, n, "reopened"), model);
+    assert_eq!(s.stats().stripes_reclaimed, 0, "a stripe leaked");
+    eprintln!(
+        "random overwrites: {} blocks destaged into a tier of {stripes} stripes, {} stripes compacted ({} blocks moved), {} freed",
+        st.destaged_blocks, st.compacted_stripes, st.compacted_blocks, st.stripes_reclaimed
+    );
 }
 
 #[test]
@@ -842,14 +901,14 @@ const TIERED_SPAN: u64 = 64;
 /// performance disk and three capacity members share one power supply,
 /// cut at global write `cut` (never for `None`); stops at the first error
 /// (the power is gone).
-fn tiered_workload(cut: Option<u64>) -> Tiered {
+fn tiered_workload(cut: Option<u64>, member_blocks: u64) -> Tiered {
     let sh: Rc<Shared> = Shared::new();
     let perf = blank(&sh, 1024);
     let s = Store::format(perf, &opts(true), cipher(true)).unwrap();
     let perf = s.close().unwrap().0;
     let mut devs = vtier_engine::kcompat::KVec::new();
     for _ in 0..3 {
-        devs.push(blank(&sh, 256), vtier_engine::kcompat::GFP_KERNEL)
+        devs.push(blank(&sh, member_blocks), vtier_engine::kcompat::GFP_KERNEL)
             .unwrap();
     }
     let st = StripeStore::format(devs, &STRIPE_OPTS).unwrap();
@@ -914,8 +973,7 @@ fn every_crash_point_of_a_tiered_volume_keeps_what_a_flush_acknowledged() {
     // map says after recovery must read back as what the flushes
     // acknowledged: a stripe freed before the map that dropped it was
     // durable would be reused and read back as other data.
-    let full = tiered_workload(None);
-    let total = full.members[0].sh.writes.get() - full.start;
+    let full = tiered_workload(None, 256);
     assert!(
         full.stats.destaged_stripes > 10,
         "too few destages: {:?}",
@@ -926,9 +984,39 @@ fn every_crash_point_of_a_tiered_volume_keeps_what_a_flush_acknowledged() {
         "too few stripes freed: {:?}",
         full.stats
     );
+    let tried = every_cut_of_tiered(&full, 256);
+    eprintln!(
+        "tiered crash points tried: {tried}, failures: 0 ({} stripes destaged, {} freed in the full run)",
+        full.stats.destaged_stripes, full.stats.stripes_reclaimed
+    );
+}
+
+#[test]
+fn every_crash_point_of_a_compacting_tier_keeps_what_a_flush_acknowledged() {
+    // The same workload on a capacity tier too small to hold it without
+    // compaction: live blocks move between stripes, and the emptied ones
+    // are freed and reused, with the power cut at every write.
+    let full = tiered_workload(None, 80);
+    assert!(
+        full.stats.compacted_stripes > 2,
+        "too few compactions: {:?}",
+        full.stats
+    );
+    let tried = every_cut_of_tiered(&full, 80);
+    eprintln!(
+        "compacting tier crash points tried: {tried}, failures: 0 ({} stripes destaged, {} compacted, {} freed in the full run)",
+        full.stats.destaged_stripes, full.stats.compacted_stripes, full.stats.stripes_reclaimed
+    );
+}
+
+/// Cuts the power of [`tiered_workload`] at every write of `full`'s run,
+/// recovers, and checks every block against what the flushes
+/// acknowledged; returns the crash points tried.
+fn every_cut_of_tiered(full: &Tiered, member_blocks: u64) -> u64 {
+    let total = full.members[0].sh.writes.get() - full.start;
     let mut tried = 0;
     for cut in 0..total {
-        let t = tiered_workload(Some(cut));
+        let t = tiered_workload(Some(cut), member_blocks);
         let what = format!("cut {cut} of {total}");
         let seed = cut.wrapping_mul(0x9e37_79b9);
         // Power back on.
@@ -969,8 +1057,5 @@ fn every_crash_point_of_a_tiered_volume_keeps_what_a_flush_acknowledged() {
         tried += 1;
     }
     assert!(tried > 100, "too few crash points: {tried}");
-    eprintln!(
-        "tiered crash points tried: {tried}, failures: 0 ({} stripes destaged, {} freed in the full run)",
-        full.stats.destaged_stripes, full.stats.stripes_reclaimed
-    );
+    tried
 }

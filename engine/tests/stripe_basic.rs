@@ -620,7 +620,7 @@ fn the_chosen_hot_loop_codes_writes_and_degraded_reads() {
 }
 
 #[test]
-fn every_stripe_can_be_freed_once_per_commit_and_a_full_store_takes_its_frees_back() {
+fn every_stripe_can_be_freed_once_per_commit_and_is_free_after_it() {
     let (_sh, mut store) = setup(2, 1, 3, 1, 64);
     let len = store.geometry().data_bytes();
     let total = store.free_stripes();
@@ -633,9 +633,19 @@ fn every_stripe_can_be_freed_once_per_commit_and_a_full_store_takes_its_frees_ba
         store.free_stripe(s).unwrap();
         assert_eq!(store.free_stripe(s), Err(Error::InvalidArgument), "{s}");
     }
-    // Full, every stripe freed, no commit yet: the write commits the
-    // frees first and gets a stripe.
+    // Full, every stripe freed, no commit yet: the frees wait for it.
     assert_eq!(store.free_stripes(), 0);
+    assert_eq!(store.pending_frees(), total);
+    assert_eq!(store.write_stripe(&pattern(0, len)), Err(Error::NoSpace));
+    for (i, &s) in (0u64..).zip(&ids) {
+        assert_eq!(
+            read(&mut store, s).unwrap(),
+            pattern(i, len),
+            "freed, still readable"
+        );
+    }
+    store.commit().unwrap();
+    assert_eq!(store.pending_frees(), 0);
     let again: Vec<u64> = (0..total)
         .map(|i| store.write_stripe(&pattern(100 + i, len)).unwrap())
         .collect();
