@@ -246,8 +246,8 @@ impl Target {
             s.stripe_count_errors + s.stripe_free_errors
         ))?;
         w.write_fmt(fmt!(
-            "compaction: stripes {} blocks {}\n",
-            s.compacted_stripes, s.compacted_blocks
+            "compaction: stripes {} blocks {} (errors {})\n",
+            s.compacted_stripes, s.compacted_blocks, s.compaction_errors
         ))?;
         match store.stripes() {
             Some(st) => st.write_status(w).map_err(|_| EFBIG)?,

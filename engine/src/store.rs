@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use crate::kcompat::{KBox, KVVec, KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
 use crate::stripe_store::StripeStore;
-use crate::stripe_victims::Victims;
+use crate::stripe_victims::{Skipped, Victims};
 use crate::superblock::Superblock;
 use crate::txn::Outcome;
 use crate::txn_map::{release, LbaMap};
@@ -76,6 +76,10 @@ const DESTAGE_EXTENTS: usize = 64;
 /// compaction always has one to write the live blocks of emptier stripes
 /// into.
 pub const COMPACT_RESERVE: u64 = 1;
+
+/// Sets of stripes one compaction tries before it gives up, when the data
+/// of the emptiest cannot be read.
+const COMPACT_TRIES: usize = 4;
 
 /// Counters (debugfs, `vtierctl`, tests).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -120,6 +124,9 @@ pub struct StoreStats {
     pub compacted_stripes: u64,
     /// Blocks compaction moved.
     pub compacted_blocks: u64,
+    /// Compactions given up because the chosen stripes could not be read
+    /// as stored (they are left out of later ones).
+    pub compaction_errors: u64,
 }
 
 /// Logical blocks a device exports: two fifths of the performance tier's
@@ -180,6 +187,9 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     /// Stripes whose count dropped to zero, freed at the next point where
     /// the map is durable.
     unreferenced: KVec<u64>,
+    /// Stripes compaction could not read, left out of later compactions
+    /// (until the volume is reopened).
+    compact_skip: Skipped,
 }
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
@@ -227,6 +237,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             destage_at: 0,
             live,
             unreferenced: KVec::new(),
+            compact_skip: Skipped::default(),
         };
         if !store.live.is_empty() {
             if store.count_live().is_ok() {
@@ -778,34 +789,51 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// stripe, and makes the map durable so that the emptied stripes are
     /// freed (at the capacity tier's next commit). Returns the stripes
     /// freed: 0 when no two fit, the store does not count live blocks, or
-    /// the tier has no stripe to write.
+    /// the tier has no stripe to write. Stripes whose data cannot be read
+    /// as stored are left out of this and later compactions ([`Skipped`])
+    /// and others are tried, [`COMPACT_TRIES`] sets in all.
     fn compact_stripe(&mut self) -> Result<u64> {
-        let Some(st) = self.stripes.as_ref() else {
-            return Ok(0);
-        };
-        if st.is_read_only() || st.free_stripes() + st.pending_frees() == 0 {
-            return Ok(0);
+        for _ in 0..COMPACT_TRIES {
+            let Some(st) = self.stripes.as_ref() else {
+                return Ok(0);
+            };
+            if st.is_read_only() || st.free_stripes() + st.pending_frees() == 0 {
+                return Ok(0);
+            }
+            // Every piece of the victims fits one transaction.
+            let cap = st.geometry().data_blocks().min(DESTAGE_EXTENTS as u64);
+            let victims = Victims::choose(&self.live, cap, self.compact_skip.ids());
+            if victims.len() < 2 {
+                return Ok(0);
+            }
+            let mut pieces = KVec::new();
+            self.gather_in(&victims, cap, &mut pieces)?;
+            if self.fill_stage(&pieces).is_err() {
+                // Some of their data cannot be read as stored (more lost
+                // than parity rebuilds, or an extent checksum that does
+                // not match): leave these stripes where they are, for
+                // reads to report and scrub to repair, and try others.
+                self.stats.compaction_errors += 1;
+                for s in victims.ids() {
+                    self.compact_skip.add(s);
+                }
+                continue;
+            }
+            let moved = self.write_stage(&pieces)?;
+            if moved == 0 {
+                return Ok(0);
+            }
+            // The map without the victims must be durable before they are
+            // freed, as for any stripe that lost its last live block.
+            let (vol, dev) = self.map.volume_and_device();
+            vol.commit(dev)?;
+            let before = self.stats.stripes_reclaimed;
+            self.free_unreferenced();
+            self.stats.compacted_stripes += 1;
+            self.stats.compacted_blocks += moved;
+            return Ok(self.stats.stripes_reclaimed - before);
         }
-        let cap = st.geometry().data_blocks();
-        let victims = Victims::choose(&self.live, cap);
-        if victims.len() < 2 {
-            return Ok(0);
-        }
-        let mut pieces = KVec::new();
-        self.gather_in(&victims, cap, &mut pieces)?;
-        let moved = self.restripe(&pieces)?;
-        if moved == 0 {
-            return Ok(0);
-        }
-        // The map without the victims must be durable before they are
-        // freed, as for any stripe that lost its last live block.
-        let (vol, dev) = self.map.volume_and_device();
-        vol.commit(dev)?;
-        let before = self.stats.stripes_reclaimed;
-        self.free_unreferenced();
-        self.stats.compacted_stripes += 1;
-        self.stats.compacted_blocks += moved;
-        Ok(self.stats.stripes_reclaimed - before)
+        Ok(0)
     }
 
     /// The pieces of the map that lie in one of `victims`, at most `cap`
@@ -849,10 +877,13 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// blocks at it in one transaction; what they displace is released
     /// like any displaced extent. Returns the blocks moved.
     fn restripe(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
-        let Some(&(_, last, off)) = pieces.last() else {
-            return Ok(0);
-        };
-        let total = off + u64::from(last.len);
+        self.fill_stage(pieces)?;
+        self.write_stage(pieces)
+    }
+
+    /// The stage holding the stored bytes of `pieces` (the first half of
+    /// [`Store::restripe`]).
+    fn fill_stage(&mut self, pieces: &[(u64, Extent, u64)]) -> Result {
         let cap = self
             .stripes
             .as_ref()
@@ -866,7 +897,16 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         let mut stage = core::mem::take(&mut self.stage);
         let r = self.stage_pieces(pieces, &mut stage);
         self.stage = stage;
-        r?;
+        r
+    }
+
+    /// The stage written as a new stripe and `pieces` repointed at it (the
+    /// second half of [`Store::restripe`]); returns the blocks moved.
+    fn write_stage(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
+        let Some(&(_, last, off)) = pieces.last() else {
+            return Ok(0);
+        };
+        let total = off + u64::from(last.len);
         let stripes = self.stripes.as_mut().ok_or(Error::InvalidArgument)?;
         if stripes.free_stripes() == 0 && stripes.pending_frees() > 0 {
             // Full, with frees waiting for the tier's next commit (every

@@ -29,11 +29,12 @@ impl Victims {
     /// Of the stripes counted in `live` (`live[s]`: live blocks of stripe
     /// `s`), the emptiest that hold any live block and whose live blocks
     /// fit a stripe of `cap` blocks together. A stripe with no live block
-    /// is left out (it is freed without a compaction), and so is a full one.
-    pub fn choose(live: &[u32], cap: u64) -> Self {
+    /// is left out (it is freed without a compaction), and so are a full
+    /// one and those in `skip`.
+    pub fn choose(live: &[u32], cap: u64, skip: &[u64]) -> Self {
         let mut v = Self::default();
         for (s, &c) in (0u64..).zip(live) {
-            if c == 0 || u64::from(c) >= cap {
+            if c == 0 || u64::from(c) >= cap || skip.contains(&s) {
                 continue;
             }
             v.offer(c, s);
@@ -93,6 +94,38 @@ impl Victims {
     }
 }
 
+/// Stripes to leave out of compactions: the last [`MAX_VICTIMS`] whose
+/// data a compaction could not read.
+#[derive(Clone, Debug, Default)]
+pub struct Skipped {
+    ids: [u64; MAX_VICTIMS],
+    /// Entries in use.
+    n: usize,
+    /// Where the next one goes once all are in use.
+    next: usize,
+}
+
+impl Skipped {
+    /// Adds stripe `s`, forgetting the oldest when full.
+    pub fn add(&mut self, s: u64) {
+        if self.ids().contains(&s) {
+            return;
+        }
+        if self.n < MAX_VICTIMS {
+            self.n += 1;
+        }
+        if let Some(slot) = self.ids.get_mut(self.next) {
+            *slot = s;
+        }
+        self.next = (self.next + 1) % MAX_VICTIMS;
+    }
+
+    /// The stripes left out.
+    pub fn ids(&self) -> &[u64] {
+        self.ids.get(..self.n).unwrap_or(&[])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -102,7 +135,7 @@ mod tests {
     #[test]
     fn the_emptiest_that_fit_together_are_chosen() {
         let live = [5, 0, 1, 8, 3, 2, 7, 1];
-        let v = Victims::choose(&live, 8);
+        let v = Victims::choose(&live, 8, &[]);
         // 1 + 1 + 2 + 3 = 7 fits; adding 5 would not. Full (8) and empty
         // (0) stripes are never chosen.
         assert_eq!(v.ids().collect::<Vec<_>>(), [2, 7, 5, 4]);
@@ -112,17 +145,17 @@ mod tests {
 
     #[test]
     fn one_stripe_alone_is_still_reported_so_the_caller_can_refuse() {
-        let v = Victims::choose(&[6, 7, 8], 8);
+        let v = Victims::choose(&[6, 7, 8], 8, &[]);
         assert_eq!(v.len(), 1);
-        assert!(Victims::choose(&[8, 0, 8], 8).is_empty());
-        assert!(Victims::choose(&[], 8).is_empty());
+        assert!(Victims::choose(&[8, 0, 8], 8, &[]).is_empty());
+        assert!(Victims::choose(&[], 8, &[]).is_empty());
     }
 
     #[test]
     fn only_the_emptiest_sixteen_are_kept_whatever_the_order() {
         // Counts 1..=40 in a scrambled order; cap large enough for all.
         let live: Vec<u32> = (0..40u32).map(|i| (i * 17) % 40 + 1).collect();
-        let v = Victims::choose(&live, 10_000);
+        let v = Victims::choose(&live, 10_000, &[]);
         let mut got: Vec<u32> = v.ids().map(|s| live[s as usize]).collect();
         assert_eq!(v.len(), MAX_VICTIMS);
         let sorted = got.clone();
@@ -130,5 +163,21 @@ mod tests {
         assert_eq!(got, sorted, "emptiest first");
         assert_eq!(got, (1..=16).collect::<Vec<_>>());
         assert_eq!(v.live(), (1..=16u64).sum::<u64>());
+    }
+
+    #[test]
+    fn skipped_stripes_are_never_chosen_and_the_oldest_is_forgotten() {
+        let live = [1, 2, 3, 4];
+        let mut skip = Skipped::default();
+        skip.add(0);
+        skip.add(0);
+        assert_eq!(skip.ids(), [0]);
+        let v = Victims::choose(&live, 8, skip.ids());
+        assert_eq!(v.ids().collect::<Vec<_>>(), [1, 2]);
+        for s in 100..100 + MAX_VICTIMS as u64 {
+            skip.add(s);
+        }
+        assert_eq!(skip.ids().len(), MAX_VICTIMS);
+        assert!(!skip.ids().contains(&0), "the oldest is forgotten");
     }
 }

@@ -845,6 +845,79 @@ fn random_overwrites_never_fill_the_tier_with_partly_dead_stripes() {
 }
 
 #[test]
+fn a_compaction_that_cannot_read_its_stripes_leaves_them_and_compacts_others() {
+    let sh: Rc<Shared> = Shared::new();
+    let perf = blank(&sh, 2048);
+    let perf = Store::format(perf, &opts(true), cipher(true))
+        .unwrap()
+        .close()
+        .unwrap()
+        .0;
+    let mut devs = vtier_engine::kcompat::KVec::new();
+    for _ in 0..3 {
+        devs.push(blank(&sh, 96), vtier_engine::kcompat::GFP_KERNEL)
+            .unwrap();
+    }
+    let ids: Vec<usize> = devs.iter().map(|d| d.id).collect();
+    let st = StripeStore::format(devs, &STRIPE_OPTS).unwrap();
+    let mut s = Store::open(perf, Some(st), cipher(true)).unwrap();
+    let per = s.stripes().unwrap().geometry().data_blocks();
+    let usable = s.stripes().unwrap().free_stripes() - COMPACT_RESERVE;
+    let n = usable * per;
+    let mut model: Vec<u64> = (1..=n).collect();
+    write_tags(&mut s, 0, &model);
+    s.flush().unwrap();
+    assert_eq!(s.destage(1000).unwrap(), n);
+    // Half of every stripe overwritten: each keeps its second chunk live,
+    // and the new blocks wait on the performance tier.
+    for i in 0..usable {
+        let new: Vec<u64> = (0..per / 2).map(|j| 10_000 + i * per + j).collect();
+        write_tags(&mut s, i * per, &new);
+        model[(i * per) as usize..(i * per + per / 2) as usize].copy_from_slice(&new);
+    }
+    s.flush().unwrap();
+    // Stripe 0 (LBAs 0..8, destaged first): its second data chunk and its
+    // parity read back corrupt, so its live half cannot be read at all.
+    let geom = *s.stripes().unwrap().geometry();
+    for j in [1, 2] {
+        let (member, block) = geom.chunk_location(0, j).unwrap();
+        sh.flips.borrow_mut().insert((ids[member], block + 1));
+    }
+    let lost = per / 2..per;
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    assert!(
+        s.read(lost.start, &mut buf).is_err(),
+        "stripe 0 still readable"
+    );
+    // Destaging the new blocks needs room: the emptiest stripes are 0 and
+    // 1, whose compaction fails; the others make the room.
+    // (Not all of them: stripes 0 and 1 keep their space, and so the
+    // tier fills up again before the last new blocks fit.)
+    let moved = s.destage(1000).unwrap();
+    let st = s.stats();
+    assert!(moved >= 4 * per, "only {moved} blocks destaged: {st:?}");
+    assert_eq!(st.compaction_errors, 1, "{st:?}");
+    assert!(st.compacted_stripes >= 4, "{st:?}");
+    assert_eq!(s.destage(1000).unwrap(), 0, "the tier is full of live data");
+    assert_eq!(
+        s.stats().compaction_errors,
+        1,
+        "stripes 0 and 1 tried again"
+    );
+    for lba in 0..n {
+        let r = s.read(lba, &mut buf);
+        if lost.contains(&lba) {
+            assert!(r.is_err(), "lba {lba} of the unreadable stripe read");
+        } else {
+            r.unwrap_or_else(|e| panic!("lba {lba}: {e}"));
+            let mut want = vec![0u8; BLOCK_SIZE];
+            fill(model[lba as usize], &mut want);
+            assert!(buf == want, "lba {lba}");
+        }
+    }
+}
+
+#[test]
 fn rewriting_the_device_many_times_never_runs_out_of_stripes() {
     // The capacity tier holds about three times what the device exports:
     // without freeing overwritten stripes, the fifth pass would not fit.

@@ -58,6 +58,7 @@ done
 
 compacted=$(awk '/^compaction:/ { print $3 }' "$VT/cmp/status")
 [ "${compacted:-0}" -gt 0 ] || fail "no stripe was compacted"
+grep -m1 '^compaction:' "$VT/cmp/status" | grep -q '(errors 0)$' || fail "a compaction failed"
 echo "compacted stripes: $compacted"
 
 step "power off and on, then read everything back"
