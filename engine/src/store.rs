@@ -190,6 +190,11 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     /// Stripes compaction could not read, left out of later compactions
     /// (until the volume is reopened).
     compact_skip: Skipped,
+    /// The last compaction found no two stripes to empty, and no live
+    /// count has dropped since: the next one would not either, and is
+    /// not tried (a full tier would otherwise rescan every count on
+    /// every write).
+    compact_futile: bool,
 }
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
@@ -238,6 +243,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             live,
             unreferenced: KVec::new(),
             compact_skip: Skipped::default(),
+            compact_futile: false,
         };
         if !store.live.is_empty() {
             if store.count_live().is_ok() {
@@ -669,6 +675,8 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             let Location::Stripe { stripe, .. } = ext.paddr.location() else {
                 continue;
             };
+            // A stripe lost live blocks: it may be worth compacting now.
+            self.compact_futile = false;
             let n = match self.live_of(stripe) {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
@@ -802,8 +810,12 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
             // Every piece of the victims fits one transaction.
             let cap = st.geometry().data_blocks().min(DESTAGE_EXTENTS as u64);
+            if self.compact_futile {
+                return Ok(0);
+            }
             let victims = Victims::choose(&self.live, cap, self.compact_skip.ids());
             if victims.len() < 2 {
+                self.compact_futile = true;
                 return Ok(0);
             }
             let mut pieces = KVec::new();
