@@ -77,8 +77,9 @@ const DESTAGE_EXTENTS: usize = 64;
 /// into.
 pub const COMPACT_RESERVE: u64 = 1;
 
-/// Sets of stripes one compaction tries before it gives up, when the data
-/// of the emptiest cannot be read.
+/// Sets of stripes one compaction tries before it gives up when the data
+/// of the emptiest cannot be read, and compactions one destaged stripe
+/// waits for.
 const COMPACT_TRIES: usize = 4;
 
 /// Counters (debugfs, `vtierctl`, tests).
@@ -780,7 +781,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// [`COMPACT_RESERVE`] that compaction writes into; compacts when it
     /// has not. `false`: the tier is full of live data.
     fn room_to_destage(&mut self) -> Result<bool> {
-        for _ in 0..4 {
+        for _ in 0..COMPACT_TRIES {
             let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;
             if st.free_stripes() + st.pending_frees() > COMPACT_RESERVE {
                 return Ok(true);
