@@ -43,8 +43,8 @@
 //! them, the store first compacts: the live blocks of the emptiest
 //! stripes that fit one stripe together ([`Victims`]) move, as stored,
 //! into a new stripe the way a destage moves data, the WAL is committed,
-//! and the emptied stripes are freed. Only a tier full of live data stops
-//! destaging.
+//! and the emptied stripes are freed. Destaging stops only when no two
+//! stripes' live blocks fit one stripe together.
 //!
 //! The store is single-threaded: the kernel serialises calls with a lock.
 
@@ -779,7 +779,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
 
     /// Whether the capacity tier has a stripe for destaging beyond the
     /// [`COMPACT_RESERVE`] that compaction writes into; compacts when it
-    /// has not. `false`: the tier is full of live data.
+    /// has not. `false`: no two stripes' live blocks fit one stripe.
     fn room_to_destage(&mut self) -> Result<bool> {
         for _ in 0..COMPACT_TRIES {
             let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;

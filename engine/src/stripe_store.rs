@@ -44,7 +44,7 @@ use crate::ec::backend::{GfKernel, Scalar};
 use crate::ec::codec::ReedSolomon;
 use crate::ec::limits::MAX_TOTAL_SHARDS;
 use crate::error::{Error, Result};
-use crate::kcompat::{KVec, GFP_KERNEL};
+use crate::kcompat::{KVVec, KVec, GFP_KERNEL};
 use crate::paddr::{Location, PAddr};
 use crate::stripe_chunk::{self, ChunkHeader};
 use crate::stripe_geom::{StripeGeometry, HEADER_COPIES, MAX_MEMBERS};
@@ -123,9 +123,10 @@ pub struct StripeStore<D> {
     pub(crate) rebuild: Option<(usize, u64)>,
     /// Stripes freed since the last commit, in the order they were freed.
     frees: KVec<u64>,
-    /// The same stripes, one bit each (`nr_stripes` bits), so that a second
-    /// free of one is refused without a search of `frees`.
-    pending: KVec<u64>,
+    /// The same stripes, one bit each (`nr_stripes` bits, 8 MiB for 64 Mi
+    /// stripes: may be vmalloc'ed), so that a second free of one is
+    /// refused without a search of `frees`.
+    pending: KVVec<u64>,
     pub(crate) failed: bool,
     pub(crate) stats: StoreStats,
     /// Room for the `k + m` slots of one stripe.
@@ -219,7 +220,7 @@ impl<D: BlockDevice> StripeStore<D> {
             seq_limit: 1,
             rebuild: None,
             frees: KVec::new(),
-            pending: KVec::from_elem(0u64, pending_words, GFP_KERNEL)?,
+            pending: KVVec::from_elem(0u64, pending_words, GFP_KERNEL)?,
             failed: false,
             stats: StoreStats::default(),
             scratch: KVec::from_elem(0u8, bytes, GFP_KERNEL)?,

@@ -6,7 +6,7 @@
 #
 # Random overwrites of destaged data leave stripes partly live; on a
 # capacity tier smaller than the device they would fill it. An encrypted
-# volume with a 2+1 tier of 16 KiB chunks (about 78 MiB of stripe data)
+# volume with a 2+1 tier of 16 KiB chunks (2045 stripes, 64 MiB of data)
 # gets 48 MiB written and destaged, then three rounds of 24 MiB of 4 KiB
 # random overwrites over the same 48 MiB, each destaged: 120 MiB in all.
 # Asserts that every round destages without an error and reads back what
