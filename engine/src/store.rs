@@ -806,14 +806,14 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             let Some(st) = self.stripes.as_ref() else {
                 return Ok(0);
             };
-            if st.is_read_only() || st.free_stripes() + st.pending_frees() == 0 {
+            if self.compact_futile
+                || st.is_read_only()
+                || st.free_stripes() + st.pending_frees() == 0
+            {
                 return Ok(0);
             }
             // Every piece of the victims fits one transaction.
             let cap = st.geometry().data_blocks().min(DESTAGE_EXTENTS as u64);
-            if self.compact_futile {
-                return Ok(0);
-            }
             let victims = Victims::choose(&self.live, cap, self.compact_skip.ids());
             if victims.len() < 2 {
                 self.compact_futile = true;

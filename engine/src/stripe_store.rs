@@ -863,16 +863,27 @@ impl<D: BlockDevice> StripeStore<D> {
     /// Whether stripe `s` was freed since the last commit.
     fn is_pending(&self, s: u64) -> bool {
         self.pending_bit(s)
-            .and_then(|(w, bit)| self.pending.get(w).map(|v| v & bit != 0))
-            .unwrap_or(false)
+            .is_some_and(|(w, bit)| self.pending.get(w).is_some_and(|v| v & bit != 0))
+    }
+
+    /// Sets (`on`) or clears stripe `s`'s bit in `pending`; `None` for a
+    /// stripe the store does not have.
+    fn mark_pending(&mut self, s: u64, on: bool) -> Option<()> {
+        let (w, bit) = self.pending_bit(s)?;
+        let v = self.pending.get_mut(w)?;
+        if on {
+            *v |= bit;
+        } else {
+            *v &= !bit;
+        }
+        Some(())
     }
 
     /// Records the free of stripe `s` (already given to the allocator).
     fn remember_free(&mut self, s: u64) -> Result {
-        let (w, bit) = self.pending_bit(s).ok_or(Error::InvalidArgument)?;
-        let word = self.pending.get_mut(w).ok_or(Error::InvalidArgument)?;
+        self.pending_bit(s).ok_or(Error::InvalidArgument)?;
         self.frees.push(s, GFP_KERNEL)?;
-        *word |= bit;
+        self.mark_pending(s, true);
         Ok(())
     }
 
@@ -901,15 +912,12 @@ impl<D: BlockDevice> StripeStore<D> {
         self.map_root = root;
         self.seq_limit = self.next_seq + SEQ_BATCH;
         self.write_headers()?;
-        for &s in self.frees.iter() {
-            let word = usize::try_from(s / 64)
-                .ok()
-                .and_then(|w| self.pending.get_mut(w));
-            if let Some(word) = word {
-                *word &= !(1u64 << (s % 64));
-            }
+        let mut frees = core::mem::take(&mut self.frees);
+        for &s in frees.iter() {
+            self.mark_pending(s, false);
         }
-        self.frees.clear();
+        frees.clear();
+        self.frees = frees;
         self.stats.commits += 1;
         Ok(())
     }
