@@ -13,10 +13,10 @@ use kernel::error::{from_err_ptr, to_result};
 use kernel::page::Page;
 use kernel::prelude::*;
 
-use crate::device::BlockDevice;
+use crate::io::device::BlockDevice;
 use crate::error::{Error as EngineError, Result as EngineResult};
 use crate::path::DevPath;
-use crate::superblock::BLOCK_SIZE;
+use crate::format::superblock::BLOCK_SIZE;
 
 /// Sectors (512 bytes) per vtier block.
 pub(crate) const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / 512) as u64;

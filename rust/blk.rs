@@ -43,11 +43,11 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
 use crate::kcompat::engine_errno;
-use crate::checkpoint::{FormatOptions, Volume};
-use crate::store::Store;
-use crate::stripe_member::MemberState;
-use crate::stripe_store::StripeStore;
-use crate::superblock::BLOCK_SIZE;
+use crate::journal::meta_device::{FormatOptions, Volume};
+use crate::data::store::Store;
+use crate::stripe::member::MemberState;
+use crate::stripe::store::StripeStore;
+use crate::format::superblock::BLOCK_SIZE;
 
 /// `rq_queue.c`'s queue: C owns its layout, only pointers cross.
 #[repr(C)]
@@ -322,7 +322,7 @@ impl Target {
                 pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
                 return Err(EBUSY);
             }
-            let csb = Volume::format_capacity(&mut dev, &opts, position).map_err(|e| {
+            let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {
                 pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
                 engine_errno(e)
             })?;
@@ -343,7 +343,7 @@ impl Target {
     }
 
     /// The store's counters, while it is open.
-    pub(crate) fn stats(&self) -> Option<crate::store::StoreStats> {
+    pub(crate) fn stats(&self) -> Option<crate::data::store::DataStats> {
         self.state.lock().store.as_ref().map(|s| s.stats())
     }
 

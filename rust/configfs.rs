@@ -55,7 +55,7 @@ use kernel::sync::Mutex;
 
 use crate::bdev;
 use crate::crypto::KeyBuf;
-use crate::encryption::parse_key_hex;
+use crate::crypt::encryption::parse_key_hex;
 use crate::volume::{Config, Member, Volume, MAX_CAPACITY_DEVICES};
 use crate::path::{tokens, DevPath};
 
@@ -84,7 +84,7 @@ impl AttributeOperations<0> for Root {
         let mut w = Formatter::new(page);
         w.write_fmt(fmt!(
             "perf_device,capacity_devices,power,disk,key,key_name format={}\n",
-            crate::superblock::FORMAT_VERSION
+            crate::format::superblock::FORMAT_VERSION
         ))?;
         Ok(w.bytes_written())
     }
@@ -234,7 +234,7 @@ impl DeviceConfig {
                         self.name(),
                         shown,
                         found_len,
-                        crate::cipher::XTS_KEY_SIZE,
+                        crate::crypt::cipher::XTS_KEY_SIZE,
                         e.to_errno()
                     );
                     return e;

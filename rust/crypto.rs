@@ -26,7 +26,7 @@ use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
 
-use crate::cipher::{check_unit, Tweak, XtsCipher, XtsKey, XTS_KEY_SIZE};
+use crate::crypt::cipher::{check_unit, Tweak, XtsCipher, XtsKey, XTS_KEY_SIZE};
 use crate::error::Error as EngineError;
 
 /// `struct crypto_skcipher`: C owns its layout, only pointers cross.

@@ -12,15 +12,15 @@ use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::{KeyBuf, Xts};
-use crate::encryption::Encryption;
+use crate::crypt::encryption::Encryption;
 use crate::error::Error as EngineError;
 use crate::kcompat::engine_errno;
-use crate::device::BlockDevice;
+use crate::io::device::BlockDevice;
 use crate::blk::{on_fresh_stack, Disk, Target};
-use crate::store::Store;
-use crate::stripe_store::StripeStore;
+use crate::data::store::Store;
+use crate::stripe::store::StripeStore;
 use crate::path::DevPath;
-use crate::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
+use crate::format::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
 
 /// Most capacity devices one vtier device takes.
 pub(crate) const MAX_CAPACITY_DEVICES: usize = 16;

@@ -19,10 +19,10 @@ mod kcompat;
 mod path;
 mod xts_selftest;
 
-/// Declares engine modules (`engine/src/NAME.rs`) at the crate root, where
-/// engine code expects its siblings. They are `pub` for the userspace crate,
+/// Mounts engine layers (`engine/src/LAYER/mod.rs`) at the crate root,
+/// where engine code expects them. They are `pub` for the userspace crate,
 /// and parts of their API serve only the userspace tools so far.
-macro_rules! engine_modules {
+macro_rules! engine_layers {
     ($($name:ident = $path:literal;)*) => {
         $(
             #[allow(unreachable_pub, dead_code)]
@@ -32,53 +32,21 @@ macro_rules! engine_modules {
     };
 }
 
-// Every engine module but the userspace-only ones (feature `std`): the
-// kernel build is what proves they are `no_std` and allocation-fallible.
-engine_modules! {
-    alloc_geom = "../engine/src/alloc_geom.rs";
-    alloc_io = "../engine/src/alloc_io.rs";
-    allocator = "../engine/src/allocator.rs";
-    bitmap = "../engine/src/bitmap.rs";
-    block_check = "../engine/src/block_check.rs";
-    btree = "../engine/src/btree.rs";
-    btree_cache = "../engine/src/btree_cache.rs";
-    btree_check = "../engine/src/btree_check.rs";
-    btree_devstore = "../engine/src/btree_devstore.rs";
-    btree_extent = "../engine/src/btree_extent.rs";
-    btree_map = "../engine/src/btree_map.rs";
-    btree_memstore = "../engine/src/btree_memstore.rs";
-    btree_move = "../engine/src/btree_move.rs";
-    btree_node = "../engine/src/btree_node.rs";
-    btree_tm = "../engine/src/btree_tm.rs";
-    checkpoint = "../engine/src/checkpoint.rs";
-    cipher = "../engine/src/cipher.rs";
-    cipher_kat = "../engine/src/cipher_kat.rs";
-    crc32c = "../engine/src/crc32c.rs";
-    datalog = "../engine/src/datalog.rs";
-    device = "../engine/src/device.rs";
-    encryption = "../engine/src/encryption.rs";
+// Every engine layer but `testing` (and the userspace-only files behind
+// feature `std`): the kernel build is what proves they are `no_std` and
+// allocation-fallible.
+engine_layers! {
+    io = "../engine/src/io/mod.rs";
+    format = "../engine/src/format/mod.rs";
+    space = "../engine/src/space/mod.rs";
+    journal = "../engine/src/journal/mod.rs";
+    btree = "../engine/src/btree/mod.rs";
+    map = "../engine/src/map/mod.rs";
+    stripe = "../engine/src/stripe/mod.rs";
+    data = "../engine/src/data/mod.rs";
+    crypt = "../engine/src/crypt/mod.rs";
     error = "../engine/src/error.rs";
-    fault_device = "../engine/src/fault_device.rs";
     heap_sort = "../engine/src/heap_sort.rs";
-    page_cache = "../engine/src/page_cache.rs";
-    paddr = "../engine/src/paddr.rs";
-    store = "../engine/src/store.rs";
-    stripe_chunk = "../engine/src/stripe_chunk.rs";
-    stripe_geom = "../engine/src/stripe_geom.rs";
-    stripe_member = "../engine/src/stripe_member.rs";
-    stripe_meta = "../engine/src/stripe_meta.rs";
-    stripe_repair = "../engine/src/stripe_repair.rs";
-    stripe_store = "../engine/src/stripe_store.rs";
-    stripe_victims = "../engine/src/stripe_victims.rs";
-    summary = "../engine/src/summary.rs";
-    superblock = "../engine/src/superblock.rs";
-    txn = "../engine/src/txn.rs";
-    txn_cache = "../engine/src/txn_cache.rs";
-    txn_map = "../engine/src/txn_map.rs";
-    txn_redo = "../engine/src/txn_redo.rs";
-    wal = "../engine/src/wal.rs";
-    wal_block = "../engine/src/wal_block.rs";
-    xts_vectors = "../engine/src/xts_vectors.rs";
 }
 
 #[forbid(unsafe_code)]

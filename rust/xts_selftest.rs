@@ -29,8 +29,8 @@ use kernel::fmt;
 use kernel::page::Page;
 use kernel::prelude::*;
 
-use crate::cipher::BLOCK_SIZE;
-use crate::cipher_kat::{check_ieee, write_case_line, BlockCase, KatError, BLOCK_CASES};
+use crate::crypt::cipher::BLOCK_SIZE;
+use crate::crypt::kat::{check_ieee, write_case_line, BlockCase, KatError, BLOCK_CASES};
 use crate::crypto::{engine_error, Direction, KeyBuf, Xts};
 use crate::kcompat::KVec;
 

@@ -13,11 +13,11 @@
 
 use std::collections::HashMap;
 use std::time::Instant;
-use vtier_engine::alloc_geom::Geometry;
-use vtier_engine::allocator::{AllocLayout, Allocator};
-use vtier_engine::bitmap::{self, BITS_PER_PAGE};
-use vtier_engine::device::{check_io, BlockDevice, BLOCK_SIZE};
 use vtier_engine::error::Result;
+use vtier_engine::io::device::{check_io, BlockDevice, BLOCK_SIZE};
+use vtier_engine::space::allocator::{AllocLayout, Allocator};
+use vtier_engine::space::bitmap::{self, BITS_PER_PAGE};
+use vtier_engine::space::geometry::Geometry;
 
 struct Rng(u64);
 impl Rng {

@@ -12,11 +12,11 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use vtier_engine::checkpoint::{FormatOptions, Volume};
-use vtier_engine::device::{check_io, BlockDevice, MemDevice, BLOCK_SIZE};
-use vtier_engine::encryption::Encryption;
+use vtier_engine::crypt::encryption::Encryption;
 use vtier_engine::error::{Error, Result};
-use vtier_engine::superblock::NR_ROOTS;
+use vtier_engine::format::superblock::NR_ROOTS;
+use vtier_engine::io::device::{check_io, BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::journal::meta_device::{FormatOptions, MetaDevice};
 
 const DEV_BLOCKS: u64 = 16384;
 const BUDGET: Duration = Duration::from_millis(600);
@@ -75,7 +75,7 @@ fn run_wal(dev: &mut dyn BlockDevice, size: usize, every: u64) -> Outcome {
         wal_blocks: 4096,
         encryption: Encryption::None,
     };
-    let mut vol = Volume::format(dev, &opts, 64).unwrap();
+    let mut vol = MetaDevice::format(dev, &opts, 64).unwrap();
     let payload = vec![0x5au8; size];
     let roots = [0u64; NR_ROOTS];
     let (mut n, mut checkpoints) = (0u64, 0u64);

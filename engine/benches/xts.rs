@@ -22,8 +22,8 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use openssl_xts::OpensslXts;
-use vtier_engine::cipher::{XtsCipher, BLOCK_SIZE, XTS_KEY_SIZE};
-use vtier_engine::cipher_soft::SoftXts;
+use vtier_engine::crypt::cipher::{XtsCipher, BLOCK_SIZE, XTS_KEY_SIZE};
+use vtier_engine::crypt::soft::SoftXts;
 
 /// Data units per timed call: 1 MiB, so one call is long enough to time.
 const UNITS: usize = 256;

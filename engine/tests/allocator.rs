@@ -8,13 +8,13 @@ mod common;
 
 use common::{Rng, SparseDevice};
 use std::collections::BTreeSet;
-use vtier_engine::alloc_io::DEFAULT_CACHE_PAGES;
-use vtier_engine::allocator::{AllocLayout, Allocator};
-use vtier_engine::device::BlockDevice;
 use vtier_engine::error::Error;
+use vtier_engine::io::device::BlockDevice;
+use vtier_engine::space::allocator::{AllocLayout, Allocator};
+use vtier_engine::space::map_io::DEFAULT_CACHE_PAGES;
 
 fn layout(nr_blocks: u64) -> AllocLayout {
-    let g = vtier_engine::alloc_geom::Geometry::new(nr_blocks).unwrap();
+    let g = vtier_engine::space::geometry::Geometry::new(nr_blocks).unwrap();
     AllocLayout {
         nr_blocks,
         copies: [2, 2 + g.copy_blocks()],

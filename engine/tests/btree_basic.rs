@@ -4,14 +4,14 @@
 //! against a per-block reference model.
 
 use std::collections::BTreeMap;
-use vtier_engine::btree::{create, BTreeConfig, ReadTree, WriteTree};
-use vtier_engine::btree_check::check_tree;
-use vtier_engine::btree_extent::{Extent, EXTENT_CSUM};
-use vtier_engine::btree_memstore::MemNodeStore;
-use vtier_engine::btree_node::TREE_LBA_MAP;
-use vtier_engine::btree_tm::NodeTm;
+use vtier_engine::btree::node::TREE_LBA_MAP;
+use vtier_engine::btree::node_tm::NodeTm;
+use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
 use vtier_engine::error::Error;
-use vtier_engine::paddr::PAddr;
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::map::extent::{Extent, EXTENT_CSUM};
+use vtier_engine::testing::mem_node_store::MemNodeStore;
+use vtier_engine::testing::tree_check::check_tree;
 
 const SMALL: BTreeConfig = BTreeConfig {
     tree: TREE_LBA_MAP,
@@ -232,7 +232,7 @@ fn corruption_is_detected_on_read() {
 
 #[test]
 fn leaves_move_and_their_parents_are_repointed() {
-    use vtier_engine::btree_tm::NodeStore;
+    use vtier_engine::btree::node_tm::NodeStore;
     let (mut tm, mut root) = setup(&SMALL);
     let mut model = BTreeMap::new();
     for k in 0..120u64 {

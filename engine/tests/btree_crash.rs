@@ -14,19 +14,19 @@
 //! 30) sets the number of generations.
 
 use std::collections::BTreeMap;
-use vtier_engine::alloc_geom::Geometry;
-use vtier_engine::allocator::{AllocLayout, Allocator};
-use vtier_engine::btree::{create, BTreeConfig, ReadTree, WriteTree};
-use vtier_engine::btree_check::check_tree;
-use vtier_engine::btree_devstore::DevNodeStore;
-use vtier_engine::btree_extent::Extent;
-use vtier_engine::btree_node::TREE_LBA_MAP;
-use vtier_engine::btree_tm::{NodeStore, NodeTm};
-use vtier_engine::crc32c::crc32c;
-use vtier_engine::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::btree::dev_node_store::DevNodeStore;
+use vtier_engine::btree::node::TREE_LBA_MAP;
+use vtier_engine::btree::node_tm::{NodeStore, NodeTm};
+use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
 use vtier_engine::error::{Error, Result};
-use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
-use vtier_engine::paddr::PAddr;
+use vtier_engine::format::crc32c::crc32c;
+use vtier_engine::io::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::map::extent::Extent;
+use vtier_engine::space::allocator::{AllocLayout, Allocator};
+use vtier_engine::space::geometry::Geometry;
+use vtier_engine::testing::fault_device::{image_after_cut, FaultDevice, Survivors};
+use vtier_engine::testing::tree_check::check_tree;
 
 const CFG: BTreeConfig = BTreeConfig {
     tree: TREE_LBA_MAP,

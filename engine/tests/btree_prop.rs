@@ -11,13 +11,13 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use vtier_engine::btree::{create, BTreeConfig, ReadTree, WriteTree};
-use vtier_engine::btree_check::check_tree;
-use vtier_engine::btree_extent::Extent;
-use vtier_engine::btree_memstore::MemNodeStore;
-use vtier_engine::btree_node::TREE_LBA_MAP;
-use vtier_engine::btree_tm::{NodeStore, NodeTm};
-use vtier_engine::paddr::PAddr;
+use vtier_engine::btree::node::TREE_LBA_MAP;
+use vtier_engine::btree::node_tm::{NodeStore, NodeTm};
+use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::map::extent::Extent;
+use vtier_engine::testing::mem_node_store::MemNodeStore;
+use vtier_engine::testing::tree_check::check_tree;
 
 #[derive(Clone, Debug)]
 enum Op {

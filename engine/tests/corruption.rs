@@ -14,8 +14,8 @@ use common::store::{apply_model, data_for, opts, Op, Store, DEV_BLOCKS, KEYS};
 use common::Rng;
 use proptest::prelude::*;
 use std::sync::OnceLock;
-use vtier_engine::checkpoint::Volume;
-use vtier_engine::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::io::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::journal::meta_device::MetaDevice;
 
 type State = [Option<u64>; KEYS];
 
@@ -29,7 +29,7 @@ fn image() -> &'static Image {
     static IMG: OnceLock<Image> = OnceLock::new();
     IMG.get_or_init(|| {
         let mut dev = MemDevice::new(DEV_BLOCKS).unwrap();
-        let mut vol = Volume::format(&mut dev, &opts(), 16).unwrap();
+        let mut vol = MetaDevice::format(&mut dev, &opts(), 16).unwrap();
         let mut store = Store {
             table: [None; KEYS],
             table_block: 0,
@@ -71,7 +71,7 @@ fn image() -> &'static Image {
 /// Recovers `dev` and returns the state; `Ok(None)` if a mapped block
 /// holds wrong bytes, `Err` for a clean error.
 fn recover(dev: &mut MemDevice) -> Result<Option<State>, String> {
-    let mut vol = Volume::open(dev, 8).map_err(|e| e.to_string())?;
+    let mut vol = MetaDevice::open(dev, 8).map_err(|e| e.to_string())?;
     let mut store = Store::load(&vol, dev).map_err(|e| e.to_string())?;
     vol.replay(dev, |a, d, r| store.replay(a, d, r))
         .map_err(|e| e.to_string())?;
@@ -107,7 +107,7 @@ proptest! {
     fn any_metadata_block_corrupted(which in 0u64..1000, off in 0usize..BLOCK_SIZE, xor in 1u8..) {
         let img = image();
         let mut dev = MemDevice::from_image(&img.bytes).unwrap();
-        let sb = *Volume::open(&mut dev, 8).unwrap().superblock();
+        let sb = *MetaDevice::open(&mut dev, 8).unwrap().superblock();
         let block = which % sb.data_start;
         corrupt(dev.image_mut(), block, off, xor);
         let in_wal = (sb.wal.start..sb.wal.start + sb.wal.blocks).contains(&block);
@@ -123,7 +123,7 @@ proptest! {
     fn unneeded_copies_corrupted(slot in 0usize..2, page in 0u64..64, off in 0usize..BLOCK_SIZE, xor in 1u8..) {
         let img = image();
         let mut dev = MemDevice::from_image(&img.bytes).unwrap();
-        let sb = *Volume::open(&mut dev, 8).unwrap().superblock();
+        let sb = *MetaDevice::open(&mut dev, 8).unwrap().superblock();
         let other = 1 - (sb.generation & 1);
         let block = if slot == 0 {
             other

@@ -24,10 +24,12 @@ mod common;
 use common::store::{apply_model, data_for, opts, Op, Store, Table, DEV_BLOCKS, KEYS};
 use common::Rng;
 use std::collections::BTreeSet;
-use vtier_engine::checkpoint::Volume;
-use vtier_engine::device::{BlockDevice, MemDevice, BLOCK_SIZE};
 use vtier_engine::error::Error;
-use vtier_engine::fault_device::{image_after_cut, FaultDevice, LogOp, Survivors, SECTOR_SIZE};
+use vtier_engine::io::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::journal::meta_device::MetaDevice;
+use vtier_engine::testing::fault_device::{
+    image_after_cut, FaultDevice, LogOp, Survivors, SECTOR_SIZE,
+};
 
 /// What the recording run produced.
 struct Trace {
@@ -42,7 +44,7 @@ struct Trace {
 
 fn record_workload(nr_ops: usize, seed: u64) -> Trace {
     let mut mem = MemDevice::new(DEV_BLOCKS).unwrap();
-    let mut vol = Volume::format(&mut mem, &opts(), 16).unwrap();
+    let mut vol = MetaDevice::format(&mut mem, &opts(), 16).unwrap();
     let mut store = Store {
         table: [None; KEYS],
         table_block: 0,
@@ -123,7 +125,7 @@ fn check(
     issued: usize,
 ) -> std::result::Result<(), String> {
     let e = |what: &str, err: Error| format!("{what}: {err}");
-    let mut vol = Volume::open(dev, 16).map_err(|x| e("open", x))?;
+    let mut vol = MetaDevice::open(dev, 16).map_err(|x| e("open", x))?;
     let mut store = Store::load(&vol, dev).map_err(|x| e("load table", x))?;
     vol.replay(dev, |a, d, rec| store.replay(a, d, rec))
         .map_err(|x| e("replay", x))?;
@@ -176,7 +178,7 @@ fn check(
     }
     // (c) every metadata block verifies: mount again, nothing to replay.
     alloc.verify_all(dev).map_err(|x| e("verify map", x))?;
-    let mut again = Volume::open(dev, 16).map_err(|x| e("second open", x))?;
+    let mut again = MetaDevice::open(dev, 16).map_err(|x| e("second open", x))?;
     let store2 = Store::load(&again, dev).map_err(|x| e("second load", x))?;
     let mut n = 0;
     again
@@ -255,7 +257,7 @@ fn live_power_cut_then_recover() {
     // The engine meets the cut as an I/O error mid-workload and fails
     // sticky; the device it leaves behind recovers.
     let mut mem = MemDevice::new(DEV_BLOCKS).unwrap();
-    let mut vol = Volume::format(&mut mem, &opts(), 16).unwrap();
+    let mut vol = MetaDevice::format(&mut mem, &opts(), 16).unwrap();
     let mut store = Store {
         table: [None; KEYS],
         table_block: 0,
@@ -263,7 +265,7 @@ fn live_power_cut_then_recover() {
     store.checkpoint(&mut vol, &mut mem).unwrap();
     for cut in [3u64, 17, 40, 77] {
         let mut dev = FaultDevice::new(mem.image()).unwrap();
-        let mut vol = Volume::open(&mut dev, 16).unwrap();
+        let mut vol = MetaDevice::open(&mut dev, 16).unwrap();
         let mut s = Store::load(&vol, &mut dev).unwrap();
         vol.replay(&mut dev, |a, d, r| s.replay(a, d, r)).unwrap();
         s.checkpoint(&mut vol, &mut dev).unwrap();
@@ -310,7 +312,7 @@ fn check_prefix(
     ops: &[Op],
     acked: usize,
 ) -> std::result::Result<(), String> {
-    let mut vol = Volume::open(dev, 16).map_err(|x| x.to_string())?;
+    let mut vol = MetaDevice::open(dev, 16).map_err(|x| x.to_string())?;
     let mut store = Store::load(&vol, dev).map_err(|x| x.to_string())?;
     vol.replay(dev, |a, d, r| store.replay(a, d, r))
         .map_err(|x| x.to_string())?;

@@ -7,12 +7,12 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use vtier_engine::bitmap;
-use vtier_engine::device::BLOCK_SIZE;
-use vtier_engine::encryption::Encryption;
-use vtier_engine::summary::{self, Entry, PageId};
-use vtier_engine::superblock::{MapRoot, Role, Superblock, WalPosition, NR_ROOTS};
-use vtier_engine::wal_block::{self, BlockInfo, HEADER_SIZE};
+use vtier_engine::crypt::encryption::Encryption;
+use vtier_engine::format::superblock::{MapRoot, Role, Superblock, WalPosition, NR_ROOTS};
+use vtier_engine::io::device::BLOCK_SIZE;
+use vtier_engine::journal::wal_block::{self, BlockInfo, HEADER_SIZE};
+use vtier_engine::space::bitmap;
+use vtier_engine::space::summary::{self, Entry, PageId};
 
 fn sb() -> Superblock {
     Superblock {

@@ -8,15 +8,15 @@
 //! a 64-bit tag (its first eight bytes), so any block read back names the
 //! write it came from, and zeros are "never written or discarded".
 
-use vtier_engine::checkpoint::FormatOptions;
-use vtier_engine::cipher::XtsCipher;
-use vtier_engine::cipher_soft::SoftXts;
-use vtier_engine::device::{BlockDevice, MemDevice, BLOCK_SIZE};
-use vtier_engine::encryption::Encryption;
+use vtier_engine::crypt::cipher::XtsCipher;
+use vtier_engine::crypt::encryption::Encryption;
+use vtier_engine::crypt::soft::SoftXts;
+use vtier_engine::data::store::{Store, COMPACT_RESERVE};
 use vtier_engine::error::Error;
-use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
-use vtier_engine::store::{Store, COMPACT_RESERVE};
-use vtier_engine::stripe_store::{StripeOptions, StripeStore};
+use vtier_engine::io::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::journal::meta_device::FormatOptions;
+use vtier_engine::stripe::store::{StripeOptions, StripeStore};
+use vtier_engine::testing::fault_device::{image_after_cut, FaultDevice, Survivors};
 
 #[path = "support/stripe_disks.rs"]
 mod stripe_disks;
@@ -320,8 +320,8 @@ fn every_entry_header_verifies_and_corrupt_data_is_an_error_not_garbage() {
     // Find the header of that entry by its sequence number and lba.
     let hdr = (0..img.len() / BLOCK_SIZE)
         .find(|&b| {
-            vtier_engine::datalog::decode(&img[b * BLOCK_SIZE..][..BLOCK_SIZE], b as u64, {
-                vtier_engine::wal_block::volume_tag(&[7; 16])
+            vtier_engine::data::datalog::decode(&img[b * BLOCK_SIZE..][..BLOCK_SIZE], b as u64, {
+                vtier_engine::journal::wal_block::volume_tag(&[7; 16])
             }) == Ok(e)
         })
         .expect("header on the device");
@@ -965,7 +965,7 @@ struct Tiered {
     members: Vec<Disk>,
     /// Global writes when the workload started (format and open done).
     start: u64,
-    stats: vtier_engine::store::StoreStats,
+    stats: vtier_engine::data::store::DataStats,
 }
 
 const TIERED_SPAN: u64 = 64;

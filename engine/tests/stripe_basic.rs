@@ -10,16 +10,16 @@ mod stripe_disks;
 use std::cell::Cell;
 use std::rc::Rc;
 use stripe_disks::{blank, Disk, Shared};
-use vtier_engine::cipher::{Tweak, XtsCipher, XtsKey};
-use vtier_engine::cipher_soft::SoftXts;
-use vtier_engine::device::{BlockDevice, BLOCK_SIZE};
+use vtier_engine::crypt::cipher::{Tweak, XtsCipher, XtsKey};
+use vtier_engine::crypt::soft::SoftXts;
 use vtier_engine::error::{Error, Result};
+use vtier_engine::io::device::{BlockDevice, BLOCK_SIZE};
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::journal::wal_block::volume_tag;
 use vtier_engine::kcompat::KVec;
-use vtier_engine::paddr::PAddr;
-use vtier_engine::stripe_chunk::{self, ChunkHeader};
-use vtier_engine::stripe_member::MemberState;
-use vtier_engine::stripe_store::{StripeOptions, StripeStore};
-use vtier_engine::wal_block::volume_tag;
+use vtier_engine::stripe::chunk::{self, ChunkHeader};
+use vtier_engine::stripe::member::MemberState;
+use vtier_engine::stripe::store::{StripeOptions, StripeStore};
 
 const AREA: u64 = 6;
 const UUID: [u8; 16] = [0x42; 16];
@@ -331,7 +331,7 @@ fn scrub_repairs_what_it_can_and_counts_the_rest() {
 /// wrong, or an older write).
 fn forge_chunk(
     members: &mut KVec<Option<Disk>>,
-    store_geom: &vtier_engine::stripe_geom::StripeGeometry,
+    store_geom: &vtier_engine::stripe::geometry::StripeGeometry,
     s: u64,
     j: usize,
     seq: Option<u64>,
@@ -352,7 +352,7 @@ fn forge_chunk(
         index: j as u8,
         chunk_blocks: store_geom.chunk_blocks,
     };
-    stripe_chunk::seal(&mut slot, block, &h).unwrap();
+    chunk::seal(&mut slot, block, &h).unwrap();
     disk.write(block, &slot).unwrap();
 }
 
@@ -505,8 +505,8 @@ fn ciphertext_moves_into_stripes_and_back_byte_for_byte_without_the_cipher() {
 
 #[test]
 fn failing_sectors_are_read_around_and_fail_their_member_after_the_limit() {
-    use vtier_engine::stripe_geom::StripeGeometry;
-    use vtier_engine::stripe_member::READ_ERROR_LIMIT;
+    use vtier_engine::stripe::geometry::StripeGeometry;
+    use vtier_engine::stripe::member::READ_ERROR_LIMIT;
     let (k, m, n, blocks) = (3, 2, 5, 120u64);
     let sh = Shared::new();
     let geom = StripeGeometry::new(k, m, n as u32, 1, AREA, blocks - AREA).unwrap();

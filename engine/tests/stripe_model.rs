@@ -29,8 +29,8 @@ use std::rc::Rc;
 use stripe_disks::{blank, from_image, Disk, Shared};
 use vtier_engine::error::Error;
 use vtier_engine::kcompat::{KVec, GFP_KERNEL};
-use vtier_engine::stripe_member::MemberState;
-use vtier_engine::stripe_store::{StripeOptions, StripeStore};
+use vtier_engine::stripe::member::MemberState;
+use vtier_engine::stripe::store::{StripeOptions, StripeStore};
 
 const AREA: u64 = 4;
 const UUID: [u8; 16] = [0x17; 16];

@@ -4,15 +4,15 @@
 //! drops everything, redo records round-trip and are checked, recovery
 //! skips what the checkpoint holds.
 
-use vtier_engine::btree::{create, BTreeConfig, ReadTree, WriteTree};
-use vtier_engine::btree_extent::Extent;
-use vtier_engine::btree_map::Piece;
-use vtier_engine::btree_memstore::MemNodeStore;
-use vtier_engine::btree_tm::NodeTm;
-use vtier_engine::paddr::PAddr;
-use vtier_engine::txn::{Outcome, Txn, TxnManager};
-use vtier_engine::txn_cache::{Tuple, TupleOp, Version};
-use vtier_engine::txn_redo::{self, MemRedoLog};
+use vtier_engine::btree::node_tm::NodeTm;
+use vtier_engine::btree::range_map::Piece;
+use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::map::extent::Extent;
+use vtier_engine::map::redo::{self, MemRedoLog};
+use vtier_engine::map::tuple_cache::{Tuple, TupleOp, Version};
+use vtier_engine::map::txn::{Outcome, Txn, TxnManager};
+use vtier_engine::testing::mem_node_store::MemNodeStore;
 
 const CFG: BTreeConfig = BTreeConfig::LBA_MAP;
 
@@ -168,9 +168,9 @@ fn redo_records_round_trip_and_reject_damage() {
         },
     ];
     let mut rec = vtier_engine::kcompat::KVec::new();
-    txn_redo::encode(12, 4, &tuples, &mut rec).unwrap();
+    redo::encode(12, 4, &tuples, &mut rec).unwrap();
     let mut ops = Vec::new();
-    let hdr = txn_redo::decode(&rec, |l, op| {
+    let hdr = redo::decode(&rec, |l, op| {
         ops.push((l, op));
         Ok(())
     })
@@ -178,14 +178,11 @@ fn redo_records_round_trip_and_reject_damage() {
     assert_eq!((hdr.seq, hdr.txn, hdr.nr_ops), (12, 4, 2));
     assert_eq!(ops, [(7, tuples[0].v.op), (20, tuples[1].v.op)]);
     for cut in [0, 10, rec.len() - 1] {
-        assert!(txn_redo::decode(&rec[..cut], |_, _| Ok(())).is_err());
+        assert!(redo::decode(&rec[..cut], |_, _| Ok(())).is_err());
     }
     for byte in [0, 4, 24 + 15, 24 + 28] {
         let mut bad = rec.to_vec();
         bad[byte] ^= 0x80;
-        assert!(
-            txn_redo::decode(&bad, |_, _| Ok(())).is_err(),
-            "byte {byte}"
-        );
+        assert!(redo::decode(&bad, |_, _| Ok(())).is_err(), "byte {byte}");
     }
 }

@@ -13,15 +13,15 @@
 //! single seed to replay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use vtier_engine::btree::{create, BTreeConfig, ReadTree, WriteTree};
-use vtier_engine::btree_check::check_tree;
-use vtier_engine::btree_extent::Extent;
-use vtier_engine::btree_memstore::MemNodeStore;
-use vtier_engine::btree_node::TREE_LBA_MAP;
-use vtier_engine::btree_tm::NodeTm;
-use vtier_engine::paddr::PAddr;
-use vtier_engine::txn::{Outcome, Txn, TxnManager};
-use vtier_engine::txn_redo::MemRedoLog;
+use vtier_engine::btree::node::TREE_LBA_MAP;
+use vtier_engine::btree::node_tm::NodeTm;
+use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::map::extent::Extent;
+use vtier_engine::map::redo::MemRedoLog;
+use vtier_engine::map::txn::{Outcome, Txn, TxnManager};
+use vtier_engine::testing::mem_node_store::MemNodeStore;
+use vtier_engine::testing::tree_check::check_tree;
 
 const CFG: BTreeConfig = BTreeConfig {
     tree: TREE_LBA_MAP,

@@ -11,26 +11,26 @@
 //! workload length.
 
 use std::collections::BTreeMap;
-use vtier_engine::btree_extent::Extent;
-use vtier_engine::checkpoint::FormatOptions;
-use vtier_engine::device::MemDevice;
-use vtier_engine::encryption::Encryption;
-use vtier_engine::fault_device::{image_after_cut, FaultDevice, Survivors};
-use vtier_engine::paddr::PAddr;
-use vtier_engine::txn::{Outcome, Txn};
-use vtier_engine::txn_map::LbaMap;
+use vtier_engine::crypt::encryption::Encryption;
+use vtier_engine::io::device::MemDevice;
+use vtier_engine::io::paddr::PAddr;
+use vtier_engine::journal::meta_device::FormatOptions;
+use vtier_engine::map::extent::Extent;
+use vtier_engine::map::lba_map::LbaMap;
+use vtier_engine::map::txn::{Outcome, Txn};
+use vtier_engine::testing::fault_device::{image_after_cut, FaultDevice, Survivors};
 
 const SPACE: u64 = 200;
 type Model = BTreeMap<u64, u64>;
 
-fn view<D: vtier_engine::device::BlockDevice>(map: &mut LbaMap<D>) -> Model {
+fn view<D: vtier_engine::io::device::BlockDevice>(map: &mut LbaMap<D>) -> Model {
     let t = map.begin().unwrap();
     let out = view_in(map, &t);
     map.abort(t);
     out
 }
 
-fn view_in<D: vtier_engine::device::BlockDevice>(map: &mut LbaMap<D>, t: &Txn) -> Model {
+fn view_in<D: vtier_engine::io::device::BlockDevice>(map: &mut LbaMap<D>, t: &Txn) -> Model {
     let mut out = Model::new();
     let mut at = 0;
     while at < SPACE {
@@ -168,7 +168,7 @@ fn every_crash_point_recovers_a_committed_prefix() {
 #[test]
 fn a_transaction_too_big_for_one_wal_record_fails_and_changes_nothing() {
     use vtier_engine::error::Error;
-    use vtier_engine::txn_map::MAX_TXN_TUPLES;
+    use vtier_engine::map::lba_map::MAX_TXN_TUPLES;
     let opts = FormatOptions {
         volume_uuid: [3; 16],
         device_uuid: [4; 16],

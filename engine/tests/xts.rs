@@ -8,9 +8,9 @@
 mod openssl_xts;
 
 use openssl_xts::OpensslXts;
-use vtier_engine::cipher::{XtsCipher, XtsKey, BLOCK_SIZE, XTS_KEY_SIZE};
-use vtier_engine::cipher_kat::{check_ieee, write_case_line, BlockCase, BLOCK_CASES};
-use vtier_engine::cipher_soft::SoftXts;
+use vtier_engine::crypt::cipher::{XtsCipher, XtsKey, BLOCK_SIZE, XTS_KEY_SIZE};
+use vtier_engine::crypt::kat::{check_ieee, write_case_line, BlockCase, BLOCK_CASES};
+use vtier_engine::crypt::soft::SoftXts;
 use vtier_engine::error::Error;
 
 /// The ciphertexts the guest test expects from the kernel.
@@ -21,7 +21,7 @@ const BLOCKS_FILE: &str = concat!(
 
 const BLOCKS_HEADER: &str = "\
 # AES-256-XTS ciphertexts of vtier's deterministic test blocks
-# (engine/src/cipher_kat.rs, BlockCase 0..3): one line per case,
+# (engine/src/crypt/kat.rs, BlockCase 0..3): one line per case,
 # \"case N <hex>\". Written with RustCrypto and checked against OpenSSL by
 # `cargo test -p vtier-engine --test xts` (VTIER_BLESS=1 rewrites it); the
 # guest test qemu-test/tests/xts.sh compares the kernel's lines (debugfs

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vtier_engine::bitmap;
+use vtier_engine::space::bitmap;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4096 + 8 {

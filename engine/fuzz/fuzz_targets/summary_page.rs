@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vtier_engine::summary::{self, PageId};
+use vtier_engine::space::summary::{self, PageId};
 
 fuzz_target!(|data: &[u8]| {
     let n = data.first().copied().unwrap_or(0) as u32;

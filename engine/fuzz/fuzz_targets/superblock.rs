@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vtier_engine::superblock::{Superblock, BLOCK_SIZE};
+use vtier_engine::format::superblock::{Superblock, BLOCK_SIZE};
 
 fuzz_target!(|data: &[u8]| {
     for block in [0u64, 1] {

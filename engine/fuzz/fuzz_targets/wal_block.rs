@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vtier_engine::wal_block;
+use vtier_engine::journal::wal_block;
 
 fuzz_target!(|data: &[u8]| {
     let n = wal_block::records(data).count();

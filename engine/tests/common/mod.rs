@@ -7,8 +7,8 @@
 pub mod store;
 
 use std::collections::HashMap;
-use vtier_engine::device::{check_io, BlockDevice, BLOCK_SIZE};
 use vtier_engine::error::Result;
+use vtier_engine::io::device::{check_io, BlockDevice, BLOCK_SIZE};
 
 /// A large device that stores only the blocks written; the rest read as zero.
 pub struct SparseDevice {

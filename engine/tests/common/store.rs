@@ -7,13 +7,13 @@
 #![allow(dead_code)]
 
 use super::Rng;
-use vtier_engine::checkpoint::{FormatOptions, Volume};
-use vtier_engine::crc32c::crc32c;
-use vtier_engine::device::{BlockDevice, BLOCK_SIZE};
-use vtier_engine::encryption::Encryption;
+use vtier_engine::crypt::encryption::Encryption;
 use vtier_engine::error::{Error, Result};
-use vtier_engine::superblock::NR_ROOTS;
-use vtier_engine::wal_block::Record;
+use vtier_engine::format::crc32c::crc32c;
+use vtier_engine::format::superblock::NR_ROOTS;
+use vtier_engine::io::device::{BlockDevice, BLOCK_SIZE};
+use vtier_engine::journal::meta_device::{FormatOptions, MetaDevice};
+use vtier_engine::journal::wal_block::Record;
 
 pub const KEYS: usize = 40;
 pub const DEV_BLOCKS: u64 = 512;
@@ -60,7 +60,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn load(vol: &Volume, dev: &mut dyn BlockDevice) -> Result<Self> {
+    pub fn load(vol: &MetaDevice, dev: &mut dyn BlockDevice) -> Result<Self> {
         let mut table = [None; KEYS];
         let block = vol.roots()[0];
         if block != 0 {
@@ -85,7 +85,7 @@ impl Store {
 
     pub fn replay(
         &mut self,
-        alloc: &mut vtier_engine::allocator::Allocator,
+        alloc: &mut vtier_engine::space::allocator::Allocator,
         dev: &mut dyn BlockDevice,
         rec: Record<'_>,
     ) -> Result {
@@ -112,7 +112,7 @@ impl Store {
 
     pub fn put(
         &mut self,
-        vol: &mut Volume,
+        vol: &mut MetaDevice,
         dev: &mut dyn BlockDevice,
         key: usize,
         seed: u64,
@@ -132,7 +132,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn del(&mut self, vol: &mut Volume, dev: &mut dyn BlockDevice, key: usize) -> Result {
+    pub fn del(&mut self, vol: &mut MetaDevice, dev: &mut dyn BlockDevice, key: usize) -> Result {
         if let Some((old, _)) = self.table[key] {
             vol.append(KIND_DEL, &[key as u8])?;
             vol.alloc()?.free(dev, old, 1)?;
@@ -141,7 +141,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn checkpoint(&mut self, vol: &mut Volume, dev: &mut dyn BlockDevice) -> Result {
+    pub fn checkpoint(&mut self, vol: &mut MetaDevice, dev: &mut dyn BlockDevice) -> Result {
         let block = vol.alloc()?.alloc(dev, 0)?;
         let mut buf = vec![0u8; BLOCK_SIZE];
         buf[4..8].copy_from_slice(&TABLE_MAGIC.to_le_bytes());

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use openssl::cipher::Cipher;
 use openssl::cipher_ctx::CipherCtx;
-use vtier_engine::cipher::{check_unit, Tweak, XtsCipher, XtsKey};
+use vtier_engine::crypt::cipher::{check_unit, Tweak, XtsCipher, XtsKey};
 use vtier_engine::error::{Error, Result};
 
 /// One encryption and one decryption context, keyed once; each call only

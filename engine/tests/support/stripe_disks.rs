@@ -11,9 +11,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
-use vtier_engine::device::{check_io, BlockDevice, BLOCK_SIZE};
 use vtier_engine::error::{Error, Result};
-use vtier_engine::fault_device::{FaultDevice, Survivors};
+use vtier_engine::io::device::{check_io, BlockDevice, BLOCK_SIZE};
+use vtier_engine::testing::fault_device::{FaultDevice, Survivors};
 
 /// State shared by every disk of a test.
 #[derive(Default)]

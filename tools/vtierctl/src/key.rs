@@ -21,8 +21,8 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use vtier_engine::cipher::{check_key, XtsKey, XTS_KEY_SIZE};
-use vtier_engine::encryption::parse_key_hex;
+use vtier_engine::crypt::cipher::{check_key, XtsKey, XTS_KEY_SIZE};
+use vtier_engine::crypt::encryption::parse_key_hex;
 use zeroize::Zeroizing;
 
 /// Longest key file accepted: 128 hex digits and a CR LF.

@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vtier_engine::checkpoint::{FormatOptions, Volume};
-use vtier_engine::cipher::TWEAK_SIZE;
-use vtier_engine::cipher_soft::SoftXts;
-use vtier_engine::encryption::Encryption;
+use vtier_engine::crypt::cipher::TWEAK_SIZE;
+use vtier_engine::crypt::encryption::Encryption;
+use vtier_engine::crypt::soft::SoftXts;
 use vtier_engine::error::Error;
-use vtier_engine::file_device::FileDevice;
-use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
-use vtier_engine::txn_map::LbaMap;
+use vtier_engine::format::superblock::{Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::io::file_device::FileDevice;
+use vtier_engine::journal::meta_device::{FormatOptions, MetaDevice};
+use vtier_engine::map::lba_map::LbaMap;
 
 #[derive(Parser)]
 #[command(name = "vtierctl", version, about = "Manage vtier devices offline")]
@@ -192,7 +192,7 @@ fn format(
             // The performance device gets the empty LBA map too.
             LbaMap::format(&mut dev, &opts).map(|mut m| m.superblock())
         } else {
-            Volume::format_capacity(&mut dev, &opts, index as u32)
+            MetaDevice::format_capacity(&mut dev, &opts, index as u32)
         }
         .map_err(|e| {
             format!(

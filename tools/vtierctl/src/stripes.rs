@@ -12,13 +12,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vtier_engine::checkpoint::Volume;
 use vtier_engine::ec::limits::MAX_DATA_SHARDS;
-use vtier_engine::file_device::FileDevice;
+use vtier_engine::format::superblock::{Role, Superblock, BLOCK_SIZE};
+use vtier_engine::io::file_device::FileDevice;
+use vtier_engine::journal::meta_device::MetaDevice;
 use vtier_engine::kcompat::{KVec, GFP_KERNEL};
-use vtier_engine::stripe_geom::{StripeGeometry, MAX_MEMBERS};
-use vtier_engine::stripe_store::{StripeOptions, StripeStore};
-use vtier_engine::superblock::{Role, Superblock, BLOCK_SIZE};
+use vtier_engine::stripe::geometry::{StripeGeometry, MAX_MEMBERS};
+use vtier_engine::stripe::store::{StripeOptions, StripeStore};
 
 /// Fewest capacity devices that get a stripe store (2 data + 1 parity).
 pub const MIN_MEMBERS: usize = 3;
@@ -53,7 +53,7 @@ impl StripeArgs {
 /// What `format` will write on the capacity devices, checked up front.
 #[derive(Debug)]
 pub struct StripePlan {
-    /// `data_start` that `Volume::format_capacity` will give each capacity
+    /// `data_start` that `MetaDevice::format_capacity` will give each capacity
     /// device (in order).
     pub data_starts: Vec<u64>,
     /// The store's options (`uuid` is filled in at format).
@@ -62,11 +62,11 @@ pub struct StripePlan {
     pub geom: StripeGeometry,
 }
 
-/// The `data_start` that `Volume::format_capacity` gives a capacity device
-/// of `nr_blocks` blocks (`Volume::capacity_layout`). `format` checks the
+/// The `data_start` that `MetaDevice::format_capacity` gives a capacity device
+/// of `nr_blocks` blocks (`MetaDevice::capacity_layout`). `format` checks the
 /// superblock it wrote against it.
 pub fn capacity_data_start(nr_blocks: u64) -> Result<u64, String> {
-    Volume::capacity_layout(nr_blocks)
+    MetaDevice::capacity_layout(nr_blocks)
         .map(|(_, data_start)| data_start)
         .map_err(|e| format!("{nr_blocks} blocks: no allocation map fits: {e}"))
 }

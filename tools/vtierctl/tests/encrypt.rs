@@ -8,11 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use vtier_engine::cipher::{XtsKey, XTS_KEY_SIZE};
-use vtier_engine::cipher_soft::SoftXts;
-use vtier_engine::encryption::Encryption;
+use vtier_engine::crypt::cipher::{XtsKey, XTS_KEY_SIZE};
+use vtier_engine::crypt::encryption::Encryption;
+use vtier_engine::crypt::soft::SoftXts;
 use vtier_engine::error::Error;
-use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::format::superblock::{Superblock, BLOCK_SIZE, COPIES};
 
 const VTIERCTL: &str = env!("CARGO_BIN_EXE_vtierctl");
 

@@ -8,11 +8,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use vtier_engine::file_device::FileDevice;
+use vtier_engine::format::superblock::{Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::io::file_device::FileDevice;
 use vtier_engine::kcompat::{KVec, GFP_KERNEL};
-use vtier_engine::stripe_geom::StripeGeometry;
-use vtier_engine::stripe_store::StripeStore;
-use vtier_engine::superblock::{Superblock, BLOCK_SIZE, COPIES};
+use vtier_engine::stripe::geometry::StripeGeometry;
+use vtier_engine::stripe::store::StripeStore;
 
 const VTIERCTL: &str = env!("CARGO_BIN_EXE_vtierctl");
 
