@@ -7,12 +7,16 @@
 #   make demo          boot QEMU, create /dev/vtier0 on virtio disks, run a workload
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
-#   make check         rustfmt and clippy (userspace and the module)
+#   make check         rustfmt, clippy (userspace and the module), shellcheck
 #
 # FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
 
 FLAVOUR ?= release
 KDIR ?=
+
+# Recipes run in bash with pipefail: a pipeline fails if any part fails.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: all module setup test demo bench check clean
 
@@ -39,6 +43,7 @@ bench:
 	@scripts/bench.sh
 
 check: setup
+	scripts/check-shell.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	VTIER_CLIPPY=1 scripts/build-module.sh $(FLAVOUR) 2>&1 | tee target/kmod/clippy.log

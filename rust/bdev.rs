@@ -2,7 +2,8 @@
 
 //! Backing block devices: opened by path, exclusively, for one vtier device.
 //!
-//! This is one half of vtier's thin unsafe layer (the other is `blk.rs`):
+//! One of the five files of `rust/` with `unsafe` code (with `blk.rs`,
+//! `crypto.rs`, `ec_simd.rs` and `xts_selftest.rs`; the engine has none):
 //! everything above it sees a [`BackingDevice`] with safe methods.
 
 use kernel::ffi::{c_char, c_uint, c_void};

@@ -2,12 +2,13 @@
 
 //! The blk-mq disk: tag set, gendisk, request intake and completion.
 //!
-//! This is the other half of vtier's thin unsafe layer (with `bdev.rs`). The
-//! kernel's `kernel::block::mq` abstraction has no way to end a request with
-//! an error, no per-request driver data, no access to a request's bios and
-//! no queue limits beyond block sizes, all of which a stacking driver needs;
-//! so this file drives blk-mq through its C interface directly, in the
-//! manner of `rust/kernel/block/mq/operations.rs`.
+//! One of the five files of `rust/` with `unsafe` code (`bdev.rs` lists
+//! them). The kernel's `kernel::block::mq` abstraction has no way to end a
+//! request with an error, no per-request driver data, no access to a
+//! request's bios and no queue limits beyond block sizes, all of which a
+//! stacking driver needs; so this file drives blk-mq through its C
+//! interface directly, in the manner of
+//! `rust/kernel/block/mq/operations.rs`.
 //!
 //! # Data path
 //!

@@ -3,11 +3,11 @@
 //! vtier: a tiered block device with an erasure-coded capacity tier.
 //!
 //! Crate root of `vtier.ko`. The kernel glue lives in this directory; the
-//! engine (`engine/src/`) is shared with the userspace build and declared
-//! here module by module, with `#[path]`, at the crate root, so that engine
-//! code reaches its siblings as `crate::name` in both builds. `kcompat`
-//! gives the engine the kernel's allocation types under the names its
-//! userspace build also provides.
+//! engine (`engine/src/`) is shared with the userspace build and mounted
+//! here layer by layer, one `#[path]` line each, at the crate root, so that
+//! engine code reaches other layers as `crate::layer::file` in both builds.
+//! `kcompat` gives the engine the kernel's allocation types under the names
+//! its userspace build also provides.
 
 mod bdev;
 mod blk;

@@ -4,11 +4,12 @@
 //! module load and on every read of debugfs `vtier/xts_selftest`.
 //!
 //! The test runs IEEE 1619 vectors 10 to 14 and the engine's deterministic
-//! 4096-byte block cases (`cipher_kat`) through [`Xts`], both ways, through
-//! the buffer path and the page path. At load, wrong answers refuse the
-//! module (a cipher that returns garbage must never touch data); a kernel
-//! without `xts(aes)` only gets a warning, since unencrypted volumes still
-//! work. The debugfs file reads, for the guest test `qemu-test/tests/xts.sh`:
+//! 4096-byte block cases (`crate::crypt::kat`) through [`Xts`], both ways,
+//! through the buffer path and the page path. At load, wrong answers refuse
+//! the module (a cipher that returns garbage must never touch data); a
+//! kernel without `xts(aes)` only gets a warning, since unencrypted volumes
+//! still work. The debugfs file reads, for the guest test
+//! `qemu-test/tests/xts.sh`:
 //!
 //! ```text
 //! driver xts-aes-aesni-avx

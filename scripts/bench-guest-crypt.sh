@@ -84,7 +84,9 @@ n_fig=$(awk '$3 == "seq" || $3 == "rand"' <<<"$errors" | grep -c . || true)
 # through each target: raw must find it (the search works), dm-crypt not.
 plain=$(tr -d '\r' <"$log_file" | grep -E '^VTIER-BENCH-PLAIN [a-z]+ [0-9]+$' || true)
 found() { awk -v t="$1" '$2 == t { print $3 }' <<<"$plain"; }
-[ -n "$(found raw)" ] && [ -n "$(found dmcrypt)" ] || die "plaintext checks missing in $log_file: $plain"
+if [ -z "$(found raw)" ] || [ -z "$(found dmcrypt)" ]; then
+	die "plaintext checks missing in $log_file: $plain"
+fi
 [ "$(found raw)" -gt 0 ] || die "the plaintext search found nothing on the raw disk: it does not work"
 [ "$(found dmcrypt)" = 0 ] || die "plaintext on the disk under dm-crypt: the peer is not encrypting"
 vtier_plain=$(found vtier)

@@ -25,6 +25,8 @@ APT_PACKAGES=(
 	keyutils dmsetup
 	# ISA-L, a peer the erasure-coding benchmark measures when present.
 	libisal-dev
+	# make check lints every shell script.
+	shellcheck
 )
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -84,7 +86,7 @@ setup_packages() {
 	fi
 	missing=$(missing_packages)
 	[ -z "$missing" ] && return 0
-	log "installing: $(echo $missing)"
+	log "installing: ${missing//$'\n'/ }"
 	[ $updated = 1 ] || sudo_ apt-get update -qq
 	export DEBIAN_FRONTEND=noninteractive
 	sudo_ apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null

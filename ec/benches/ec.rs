@@ -18,13 +18,13 @@
 //! - `isal`: Intel ISA-L (SIMD), loaded from Debian's libisal2 and driven
 //!   with our own matrices, so its output is checked against ours.
 //!
-//! It prints a table with the ratios the issue's targets are about (scalar
-//! / rse, best C kernel / ISA-L) and writes
+//! It prints a table with the ratios the targets in `ec/README.md` are
+//! about (scalar / rse, best C kernel / ISA-L) and writes
 //! `bench/results/ec.json` at the workspace root. Each figure is the best of
 //! five batches, the implementations taking turns, timed in CPU time of
 //! this thread; `EC_BENCH_SECS` (default 0.4) sets the time spent per
-//! figure; `EC_BENCH_NO_ISAL` skips ISA-L (whose place the issue's quoted
-//! figures then take, marked as not measured). Run with
+//! figure; `EC_BENCH_NO_ISAL` skips ISA-L (whose place the reference
+//! figures below then take, marked as not measured). Run with
 //! `cargo bench -p vtier-ec --bench ec`; about 35-50 s on 2 cores.
 
 #[path = "support/isal.rs"]
@@ -40,8 +40,9 @@ use vtier_ec::matrix::{solve_right, Square};
 use vtier_ec::{ReedSolomon, MAX_DATA_SHARDS};
 use vtier_ec_simd::Simd;
 
-/// The issue's figures for ISA-L on this machine (4+2 and 8+3, 64 KiB
-/// encode), printed only when ISA-L cannot be loaded here.
+/// Reference figures for ISA-L on the development machine, which the
+/// targets were first stated against (4+2 and 8+3, 64 KiB encode), printed
+/// only when ISA-L cannot be loaded here.
 const ISAL_QUOTED: [(usize, usize, f64); 2] = [(4, 2, 40.0), (8, 3, 27.0)];
 
 const CODES: [(usize, usize); 3] = [(4, 1), (4, 2), (8, 3)];
@@ -437,7 +438,7 @@ fn print_table(figs: &[Figure]) {
         "GB/s of data bytes (k x shard per call) per CPU-second of one core.\n\
          scalar: the Rust hot loop; avx2/gfni-y/gfni-z: the C SIMD kernels of vtier.ko\n\
          (ec/c/gf_simd.c, '-' where this CPU lacks the instructions); best = fastest of those.\n\
-         Targets (issue 6): sc/rse >= 2 everywhere; best/isal >= 0.5 for 4+2."
+         Targets (ec/README.md): sc/rse >= 2 everywhere; best/isal >= 0.5 for 4+2."
     );
 }
 
@@ -527,7 +528,7 @@ fn main() {
     );
     print_table(&figs);
     if let Some(e) = &isal_error {
-        println!("\nISA-L not measured here ({e}). Quoted from issue 6, NOT measured in this run:");
+        println!("\nISA-L not measured here ({e}). Reference figures, NOT measured in this run:");
         for (k, m, g) in ISAL_QUOTED {
             println!("  ISA-L {k}+{m} encode, 64 KiB shards: {g} GB/s");
         }

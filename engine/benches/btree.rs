@@ -18,8 +18,8 @@
 //! Rates are per CPU-second of the benchmark thread (the machine is
 //! shared); latencies are wall-clock.
 //!
-//! `VTIER_BENCH_MAPPINGS` sets `N` (default 1,000,000; the figure is
-//! 10,000,000, about ten times longer). Prints a table and writes
+//! `VTIER_BENCH_MAPPINGS` sets `N` (default 1,000,000; 10,000,000, the
+//! scale the map is meant to be measured at, takes about ten times longer). Prints a table and writes
 //! `bench/results/btree.json` at the workspace root. Run with
 //! `cargo bench -p vtier-engine --bench btree`.
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! AES-256-XTS throughput in userspace: RustCrypto (`cipher_soft`, what
+//! AES-256-XTS throughput in userspace: RustCrypto (`crypt::soft`, what
 //! `vtierctl` uses) against OpenSSL (EVP `aes-256-xts`), in one run.
 //!
 //! Both encrypt and decrypt 4096-byte data units in place, each with its own

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=sh
 # Helpers for the in-guest tests (busybox sh). Source it:
 #   . /usr/lib/vtier/lib.sh
 # A test fails by calling `fail REASON` (or by exiting non-zero under set -e);

@@ -8,11 +8,11 @@
 //! that verifies wins ([`Superblock::choose`]). The layout is in
 //! `doc/FORMAT.md`; every change to it bumps [`FORMAT_VERSION`].
 //!
-//! Generation semantics (version 2): checkpoint generation *G* writes
-//! superblock copy *G* mod 2 and allocation-map copy *G* mod 2, then an end
-//! marker for *G* into the WAL at [`WalPosition::tail`]. A copy counts only
-//! if that end marker is there (`crate::journal::meta_device` checks it); `choose` alone
-//! only compares generations.
+//! Generation semantics: checkpoint generation *G* writes superblock copy
+//! *G* mod 2 and allocation-map copy *G* mod 2, then an end marker for *G*
+//! into the WAL at [`WalPosition::tail`]. A copy counts only if that end
+//! marker is there (`crate::journal::meta_device` checks it); `choose`
+//! alone only compares generations.
 
 use crate::crypt::encryption::Encryption;
 use crate::error::{Error, Result};
