@@ -43,7 +43,7 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
 use crate::kcompat::engine_errno;
-use crate::journal::meta_device::{FormatOptions, Volume};
+use crate::journal::meta_device::{FormatOptions, MetaDevice};
 use crate::data::store::Store;
 use crate::stripe::member::MemberState;
 use crate::stripe::store::StripeStore;

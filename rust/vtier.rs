@@ -75,7 +75,7 @@ struct VtierModule {
 
 impl kernel::InPlaceModule for VtierModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pr_info!("loaded, on-disk format {}\n", superblock::FORMAT_VERSION);
+        pr_info!("loaded, on-disk format {}\n", format::superblock::FORMAT_VERSION);
         // Before anything is registered: a cipher that gives wrong answers
         // refuses the module.
         let selftest = xts_selftest::check_at_load();
