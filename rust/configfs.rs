@@ -442,7 +442,7 @@ impl AttributeOperations<6> for DeviceConfig {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
         match &inner.device {
-            Some(v) => v.target().write_status(&mut w)?,
+            Some(v) => v.write_status(&mut w)?,
             None => w.write_str("not powered\n")?,
         }
         Ok(w.bytes_written())
@@ -457,7 +457,7 @@ impl AttributeOperations<7> for DeviceConfig {
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
-        match inner.device.as_ref().and_then(|v| v.target().stats()) {
+        match inner.device.as_ref().and_then(|v| v.stats()) {
             Some(s) => w.write_fmt(fmt!("{} stripes {} blocks\n", s.destaged_stripes, s.destaged_blocks))?,
             None => w.write_str("\n")?,
         }
@@ -479,7 +479,7 @@ impl AttributeOperations<7> for DeviceConfig {
             pr_err!("{}: destage: not powered\n", this.name());
             return Err(EINVAL);
         };
-        match v.target().destage(stripes) {
+        match v.destage(stripes) {
             Ok(blocks) => {
                 pr_info!("{}: destage: {} blocks moved to the capacity tier\n", this.name(), blocks);
                 Ok(())
@@ -520,7 +520,7 @@ impl AttributeOperations<8> for DeviceConfig {
         let n = parse_count(this, "scrub", page)?;
         let inner = this.inner.lock();
         let v = inner.device.as_ref().ok_or(EINVAL)?;
-        let (next, total) = v.target().scrub(n).inspect_err(|e| {
+        let (next, total) = v.scrub(n).inspect_err(|e| {
             pr_err!("{}: scrub failed ({})\n", this.name(), e.to_errno());
         })?;
         pr_info!("{}: scrub: next stripe {} of {}\n", this.name(), next, total);
@@ -535,7 +535,7 @@ impl AttributeOperations<9> for DeviceConfig {
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
-        match inner.device.as_ref().and_then(|v| v.target().rebuild_progress()) {
+        match inner.device.as_ref().and_then(|v| v.rebuild_progress()) {
             Some((m, done, total)) => w.write_fmt(fmt!("member {} {}/{}\n", m, done, total))?,
             None => w.write_str("none\n")?,
         }
@@ -546,7 +546,7 @@ impl AttributeOperations<9> for DeviceConfig {
         let n = parse_count(this, "rebuild", page)?;
         let inner = this.inner.lock();
         let v = inner.device.as_ref().ok_or(EINVAL)?;
-        let (done, total) = v.target().rebuild(n).inspect_err(|e| {
+        let (done, total) = v.rebuild(n).inspect_err(|e| {
             pr_err!("{}: rebuild failed ({})\n", this.name(), e.to_errno());
         })?;
         if done == total {
@@ -599,7 +599,7 @@ impl AttributeOperations<10> for DeviceConfig {
             pr_err!("{}: replace: not powered\n", this.name());
             EINVAL
         })?;
-        v.replace(this.name(), index, &member, this.holder()).inspect_err(|e| {
+        v.replace(index, &member, this.holder()).inspect_err(|e| {
             pr_err!("{}: replace failed ({})\n", this.name(), e.to_errno());
         })?;
         pr_info!("{}: capacity device {} replaced by {}; rebuild it with `rebuild`\n", this.name(), index, member.path.as_bstr());

@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A vtier volume: its configuration, and bringing it up and down as
-//! `/dev/vtierN`.
+//! A vtier volume: its configuration, bringing it up and down as
+//! `/dev/vtierN`, and what configfs does to it while it is up (status,
+//! destage, scrub, rebuild, replace).
+//!
+//! The block layer's side of the device (tag set, gendisk, serving
+//! requests) is `blk.rs`; this file reaches the store it serves from
+//! through [`Target::with_store`], and runs the operations that go deep
+//! into the engine on a fresh kworker stack ([`on_fresh_stack`]).
 
 use core::ffi::c_void;
 
 use kernel::bindings;
+use kernel::fmt::Write as _;
 use kernel::prelude::*;
-use kernel::str::{BStr, CString};
+use kernel::str::{BStr, CString, Formatter};
 use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
@@ -16,8 +23,10 @@ use crate::crypt::encryption::Encryption;
 use crate::error::Error as EngineError;
 use crate::kcompat::engine_errno;
 use crate::io::device::BlockDevice;
-use crate::blk::{on_fresh_stack, Disk, Target};
-use crate::data::store::Store;
+use crate::blk::{on_fresh_stack, Disk, Target, VolumeStore};
+use crate::data::store::{DataStats, Store};
+use crate::journal::meta_device::{FormatOptions, MetaDevice};
+use crate::stripe::member::MemberState;
 use crate::stripe::store::StripeStore;
 use crate::path::DevPath;
 use crate::format::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
@@ -88,7 +97,6 @@ pub(crate) struct Volume {
     area_start: u64,
     index: DiskIndex,
 }
-
 
 /// Logs why `name` failed to come up and passes the error on.
 fn fail(name: &BStr, err: Error, what: core::fmt::Arguments<'_>) -> Error {
@@ -294,15 +302,13 @@ impl Volume {
         Ok((devs, area_start))
     }
 
-    /// Opens `m` and puts it in the place of failed capacity device
-    /// `index` (0-based), which then rebuilds (see [`Target::replace`]).
-    pub(crate) fn replace(&self, name: &BStr, index: usize, m: &Member, holder: *mut c_void) -> Result {
-        let dev = open_member(name, m, holder)?;
-        self.disk.target().replace(index, dev, self.area_start)
+    /// The configfs name.
+    fn name(&self) -> &BStr {
+        BStr::from_bytes(self.name.to_bytes())
     }
 
-    /// What serves `/dev/vtierN`.
-    pub(crate) fn target(&self) -> &crate::blk::Target {
+    /// What serves `/dev/vtierN`, and holds the store.
+    fn target(&self) -> &Target {
         self.disk.target()
     }
 
@@ -315,6 +321,168 @@ impl Volume {
     pub(crate) fn index(&self) -> u32 {
         self.index.0
     }
+}
+
+/// What configfs does to a powered volume. Each runs under the device's
+/// configfs lock and takes [`Target::state`] for the store; those that go
+/// deep into the engine do so on a fresh kworker stack.
+impl Volume {
+    /// Writes the volume's counters and its capacity tier's state, one
+    /// fact a line (configfs `status`).
+    pub(crate) fn write_status(&self, w: &mut Formatter<'_>) -> Result {
+        let errors = self.target().errors();
+        match self.target().with_store(|store| write_store_status(store, errors, w)) {
+            Some(r) => r,
+            None => w.write_str("closed\n").map_err(Error::from),
+        }
+    }
+
+    /// Runs `f` on the open store, on a fresh stack, under the target's
+    /// lock; `EIO` once the store is closed.
+    fn on_store<T>(&self, f: impl FnOnce(&mut VolumeStore) -> Result<T>) -> Result<T> {
+        on_fresh_stack(|| self.target().with_store(f).unwrap_or(Err(EIO)))
+    }
+
+    /// Runs `f` on the capacity tier, on a fresh stack, under the target's
+    /// lock; `EOPNOTSUPP` without one.
+    fn with_stripes<T>(&self, f: impl FnOnce(&mut StripeStore<BackingDevice>) -> Result<T>) -> Result<T> {
+        self.on_store(|store| f(store.stripes().ok_or(EOPNOTSUPP)?))
+    }
+
+    /// Scrubs the next `stripes` stripe ids (configfs `scrub`); returns
+    /// (next stripe id, stripe ids in all).
+    pub(crate) fn scrub(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            let p = st.scrub_step(stripes).map_err(engine_errno)?;
+            Ok((p.cursor, p.total))
+        })
+    }
+
+    /// Rebuilds the next `stripes` stripe ids onto the replacement member
+    /// (configfs `rebuild`); returns (done, total), `ENOENT` with no
+    /// rebuild running.
+    pub(crate) fn rebuild(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            if st.rebuild_progress().member.is_none() {
+                return Err(ENOENT);
+            }
+            let p = st.rebuild_step(stripes).map_err(engine_errno)?;
+            Ok((p.done, p.total))
+        })
+    }
+
+    /// The rebuild's progress: (member, done, total), if one is running.
+    pub(crate) fn rebuild_progress(&self) -> Option<(usize, u64, u64)> {
+        self.target()
+            .with_store(|store| {
+                let p = store.stripes()?.rebuild_progress();
+                p.member.map(|m| (m, p.done, p.total))
+            })
+            .flatten()
+    }
+
+    /// Opens `m` and puts it in the place of failed or missing capacity
+    /// member `index` (0-based): writes it a capacity superblock of this
+    /// volume, then hands it to the stripe store, which starts rebuilding
+    /// it (configfs `replace`; `rebuild` paces the rebuild).
+    pub(crate) fn replace(&self, index: usize, m: &Member, holder: *mut c_void) -> Result {
+        let mut dev = open_member(self.name(), m, holder)?;
+        let area_start = self.area_start;
+        self.on_store(move |store| {
+            let sb = store.map().superblock();
+            let mut device_uuid = [0u8; 16];
+            // SAFETY: `device_uuid` is valid for 16 bytes of writes.
+            unsafe { bindings::get_random_bytes(device_uuid.as_mut_ptr().cast(), device_uuid.len()) };
+            let opts = FormatOptions {
+                volume_uuid: sb.volume_uuid,
+                device_uuid,
+                nr_devices: sb.nr_devices,
+                wal_blocks: sb.wal.blocks,
+                encryption: sb.encryption,
+            };
+            let position = u32::try_from(index + 1).map_err(|_| EINVAL)?;
+            let st = store.stripes().ok_or(EOPNOTSUPP)?;
+            let state = st.member_stats(index).ok_or(EINVAL)?.state;
+            if !matches!(state, MemberState::Failed | MemberState::Missing) {
+                pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
+                return Err(EBUSY);
+            }
+            let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {
+                pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
+                engine_errno(e)
+            })?;
+            if csb.data_start > area_start {
+                pr_err!(
+                    "{}: replace: the device's metadata ({} blocks) reaches into the stripes (from block {}): use a device of the members' size\n",
+                    self.name(),
+                    csb.data_start,
+                    area_start
+                );
+                return Err(EINVAL);
+            }
+            st.replace_member(index, dev).map(drop).map_err(|e| {
+                pr_err!("{}: replace: {}\n", self.name(), e);
+                engine_errno(e)
+            })
+        })
+    }
+
+    /// The store's counters, while it is open.
+    pub(crate) fn stats(&self) -> Option<DataStats> {
+        self.target().with_store(|store| store.stats())
+    }
+
+    /// Moves up to `stripes` stripes of data to the capacity tier now
+    /// (configfs `destage`); returns the blocks moved.
+    pub(crate) fn destage(&self, stripes: u32) -> Result<u64> {
+        self.on_store(|store| {
+            if store.stripes().is_none() {
+                return Err(EOPNOTSUPP);
+            }
+            store.destage(stripes).map_err(engine_errno)
+        })
+    }
+}
+
+/// Writes `store`'s counters, with `errors` failed requests, and its
+/// capacity tier's state to `w`.
+fn write_store_status(store: &mut VolumeStore, errors: u32, w: &mut Formatter<'_>) -> Result {
+    let s = store.stats();
+    w.write_fmt(fmt!("logical blocks: {}\n", store.nr_lbas()))?;
+    w.write_fmt(fmt!(
+        "requests: reads {} writes {} flushes {} discards {} errors {}\n",
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.discards,
+        errors
+    ))?;
+    w.write_fmt(fmt!(
+        "data log: entries {} blocks written {} blocks read {} checksum errors {} checkpoints {}\n",
+        s.entries,
+        s.blocks_written,
+        s.blocks_read,
+        s.checksum_errors,
+        s.checkpoints
+    ))?;
+    w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
+    w.write_fmt(fmt!(
+        "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {} (errors {})\n",
+        s.destaged_stripes,
+        s.destaged_blocks,
+        s.stripe_blocks_read,
+        s.stripes_reclaimed,
+        s.stripe_count_errors + s.stripe_free_errors
+    ))?;
+    w.write_fmt(fmt!(
+        "compaction: stripes {} blocks {} (errors {})\n",
+        s.compacted_stripes, s.compacted_blocks, s.compaction_errors
+    ))?;
+    match store.stripes() {
+        Some(st) => st.write_status(w).map_err(|_| EFBIG)?,
+        None => w.write_str("capacity tier: not erasure coded\n")?,
+    }
+    Ok(())
 }
 
 impl Drop for Volume {
