@@ -7,7 +7,8 @@
 //! kernel's Rust null block driver is: what a powered volume is made of,
 //! and what can be done to it from configfs (status, destage, scrub,
 //! rebuild, replace), is `volume.rs`, which reaches the store through
-//! [`Target::with_store`].
+//! [`Target::with_store`]. `volume.rs` states the device's lock order;
+//! [`State`] says who takes the target's lock.
 //!
 //! This is the other half of vtier's thin unsafe layer (with `bdev.rs`). The
 //! kernel's `kernel::block::mq` abstraction has no way to end a request with

@@ -40,7 +40,9 @@
 //!
 //! One mutex per device, [`DeviceConfig::inner`]; every check and update of
 //! an attribute happens under a single guard, so `power` cannot race with a
-//! path change.
+//! path change. It is the first lock of a device's lock order, which
+//! `volume.rs` states: the volume's operations take the store's lock under
+//! it.
 
 use core::ffi::c_void;
 
@@ -128,11 +130,25 @@ impl configfs::GroupOperations for Root {
 /// One device's configuration and, while powered, the device.
 #[pin_data]
 pub(crate) struct DeviceConfig {
+    /// The configfs name, for messages (fixed at `mkdir`).
     name: CString,
+    /// The configuration and the powered volume; see [`Inner`].
     #[pin]
     inner: Mutex<Inner>,
 }
 
+/// What [`DeviceConfig::inner`] protects: the device's configuration and,
+/// while it is powered, its [`Volume`].
+///
+/// Taken by every attribute access that reads or changes them, once per
+/// access, and held from its first check to its last update (some
+/// `store`s parse their value before taking it). A `store` that brings the
+/// volume up or down, or runs one of its operations, holds it throughout,
+/// also while a kworker does the work (power-on and the volume's deep
+/// operations run on a fresh stack); the volume's store lock is taken
+/// under it, never the other way round. Not taken: when the directory is
+/// removed (`rmdir`) and configfs runs no more accesses of it, `Inner` is
+/// dropped, which takes a powered volume down.
 struct Inner {
     config: Config,
     device: Option<Volume>,

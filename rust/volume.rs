@@ -8,6 +8,29 @@
 //! requests) is `blk.rs`; this file reaches the store it serves from
 //! through [`Target::with_store`], and runs the operations that go deep
 //! into the engine on a fresh kworker stack ([`on_fresh_stack`]).
+//!
+//! # Lock order
+//!
+//! A vtier device has three locks. One is only ever taken while holding
+//! those before it in this list, never one after it:
+//!
+//! 1. The device's configfs lock, `DeviceConfig::inner` (`configfs.rs`), a
+//!    mutex: every configfs attribute of the device holds it for its whole
+//!    check and update. It is held around everything in this file: bringing
+//!    the volume up, its operations, and taking it down with `power=0`
+//!    (dropping the [`Volume`] deletes the disk, which waits for the
+//!    requests in flight; `rmdir` drops it when no access can run any more).
+//! 2. [`Target::state`](crate::blk::Target) (`blk.rs`), a mutex around the
+//!    store and the bounce buffer: the request worker holds it while it
+//!    serves a request, the operations here while they use the store. A
+//!    kworker that a configfs access waits for ([`on_fresh_stack`]) takes
+//!    it on behalf of that access, so counts as holding (1).
+//! 3. The request queue's spinlock (`rq_queue.c`): `queue_rq` holds it to
+//!    add a request, the worker to take the next one. Nothing is taken
+//!    under it, and the worker drops it before it takes (2) to serve.
+//!
+//! Nothing in the engine calls back into configfs or the block layer's
+//! intake of this device, so the order cannot be turned around from below.
 
 use core::ffi::c_void;
 
