@@ -32,13 +32,13 @@
 //! Nothing in the engine calls back into configfs or the block layer's
 //! intake of this device, so the order cannot be turned around from below.
 
-use core::ffi::c_void;
+use core::ffi::{c_int, c_uint, c_void};
 
 use kernel::bindings;
+use kernel::error::to_result;
 use kernel::fmt::Write as _;
 use kernel::prelude::*;
 use kernel::str::{BStr, CString, Formatter};
-use kernel::sync::atomic::{Atomic, Relaxed};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::{KeyBuf, Xts};
@@ -77,34 +77,45 @@ pub(crate) struct Config {
     pub(crate) key: Option<KeyBuf>,
 }
 
-/// Indexes N of `/dev/vtierN` in use, one bit each.
-static INDEXES: Atomic<u64> = Atomic::new(0);
+/// Highest index N of `/dev/vtierN`. Each vtier disk takes one of the
+/// block layer's dynamically allocated ("extended") minors, of which there
+/// are `1 << MINORBITS` for all such disks together: more indexes than
+/// that could never each have a disk. (`vtier1048575` fits a disk name.)
+const MAX_DISK_INDEX: c_uint = (1 << bindings::MINORBITS) - 1;
+
+// The IDA of disk indexes, in `helpers.c`.
+unsafe extern "C" {
+    fn vtier_disk_index_alloc(max: c_uint) -> c_int;
+    fn vtier_disk_index_free(index: c_uint);
+}
 
 /// An index N of `/dev/vtierN`, released on drop.
+///
+/// # Invariants
+///
+/// The index was allocated from the disk index IDA and is in use until
+/// this value is dropped, which frees it.
 pub(crate) struct DiskIndex(u32);
 
 impl DiskIndex {
+    /// The lowest free index: `ENOSPC` if all up to [`MAX_DISK_INDEX`] are
+    /// in use, `ENOMEM` without memory.
     fn get() -> Result<Self> {
-        let mut used = INDEXES.load(Relaxed);
-        loop {
-            let free = (!used).trailing_zeros();
-            if free >= u64::BITS {
-                return Err(ENOSPC);
-            }
-            match INDEXES.cmpxchg(used, used | (1 << free), Relaxed) {
-                Ok(_) => return Ok(Self(free)),
-                Err(now) => used = now,
-            }
-        }
+        // SAFETY: The IDA is a static initialised at compile time
+        // (`DEFINE_IDA` in `helpers.c`) and locks itself; this runs in
+        // process context (a configfs write), where the allocation may sleep.
+        let ret = unsafe { vtier_disk_index_alloc(MAX_DISK_INDEX) };
+        to_result(ret)?;
+        // INVARIANT: Just allocated; a non-negative `c_int` fits a `u32`.
+        u32::try_from(ret).map(Self).map_err(|_| EINVAL)
     }
 }
 
 impl Drop for DiskIndex {
     fn drop(&mut self) {
-        let mut used = INDEXES.load(Relaxed);
-        while let Err(now) = INDEXES.cmpxchg(used, used & !(1 << self.0), Relaxed) {
-            used = now;
-        }
+        // SAFETY: By the type invariant the index is allocated, and this is
+        // the one place that frees it.
+        unsafe { vtier_disk_index_free(self.0) };
     }
 }
 
@@ -251,7 +262,13 @@ impl Volume {
             );
         }
         let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
-        let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
+        let index = DiskIndex::get().map_err(|e| {
+            if e == ENOSPC {
+                fail(name, e, fmt!("no free vtier device index: all {} are in use", MAX_DISK_INDEX + 1))
+            } else {
+                fail(name, e, fmt!("cannot allocate a vtier device index"))
+            }
+        })?;
         let target = Target::new(name, store).map_err(|e| fail(name, e, fmt!("cannot set up the request queue")))?;
         let disk = Disk::new(index.0, target, nr_lbas, read_only)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
