@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The blk-mq disk: tag set, gendisk, request intake and completion.
+//! The blk-mq disk: tag set, gendisk, request intake, serving and
+//! completion.
+//!
+//! This file is only the block layer's side of a vtier device, as the
+//! kernel's Rust null block driver is: what a powered volume is made of,
+//! and what can be done to it from configfs (status, destage, scrub,
+//! rebuild, replace), is `volume.rs`, which reaches the store through
+//! [`Target::with_store`]. `volume.rs` states the device's lock order;
+//! [`State`] says who takes the target's lock.
 //!
 //! One of the five files of `rust/` with `unsafe` code (`bdev.rs` lists
 //! them). The kernel's `kernel::block::mq` abstraction has no way to end a
@@ -34,8 +42,7 @@ use kernel::alloc::KVVec;
 use kernel::bindings;
 use kernel::error::{from_err_ptr, to_result};
 use kernel::prelude::*;
-use kernel::fmt::Write as _;
-use kernel::str::{BStr, CString, Formatter};
+use kernel::str::{BStr, CString};
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
@@ -44,11 +51,11 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
 use crate::kcompat::engine_errno;
-use crate::journal::meta_device::{FormatOptions, MetaDevice};
 use crate::data::store::Store;
-use crate::stripe::member::MemberState;
-use crate::stripe::store::StripeStore;
 use crate::format::superblock::BLOCK_SIZE;
+
+/// The engine's data path over vtier's member devices and cipher.
+pub(crate) type VolumeStore = Store<BackingDevice, Xts>;
 
 /// `rq_queue.c`'s queue: C owns its layout, only pointers cross.
 #[repr(C)]
@@ -96,12 +103,13 @@ fn errno_status(err: Error) -> bindings::blk_status_t {
     unsafe { bindings::errno_to_blk_status(err.to_errno()) }
 }
 
-
 /// Runs `f` in a kworker, on an empty stack, and waits for its result.
 ///
-/// Opening a volume (recovery, first checkpoint) and closing it (last
-/// checkpoint) go deep into the engine; the configfs write that asks for
-/// them has already used part of its stack.
+/// Opening a volume (recovery, first checkpoint), closing it (last
+/// checkpoint) and the volume's operations (destage, scrub, rebuild,
+/// replace) go deep into the engine; the configfs write that asks for them
+/// has already used part of its stack. The kworker allocates without
+/// recursing into I/O (`rq_queue.c`), as the request worker does.
 pub(crate) fn on_fresh_stack<T, F: FnOnce() -> Result<T>>(f: F) -> Result<T> {
     struct Call<T, F> {
         f: Option<F>,
@@ -124,11 +132,24 @@ pub(crate) fn on_fresh_stack<T, F: FnOnce() -> Result<T>>(f: F) -> Result<T> {
     call.out.unwrap_or(Err(EIO))
 }
 
-/// What the worker serves requests with, under [`Target::state`].
+/// What [`Target::state`] protects: the store and the bounce buffer the
+/// worker serves requests with.
+///
+/// Taken by
+/// - the request worker, for each request it serves ([`Target::serve_op`])
+///   and after a failed one, to see whether the volume went read-only;
+/// - the volume's operations (`volume.rs`, through
+///   [`Target::with_store`]), for a configfs access that holds the
+///   device's configfs lock, in that thread or in a kworker it waits for
+///   ([`on_fresh_stack`]);
+/// - [`Target`]'s drop, to take the store out before closing it.
+///
+/// It is a mutex, held across the engine's synchronous I/O; while it is
+/// held nothing takes the configfs lock, which comes before it.
 struct State {
     /// `None` once the store is closed (never used again). Boxed: it is
     /// big, and moves through frames of a kernel stack.
-    store: Option<KBox<Store<BackingDevice, Xts>>>,
+    store: Option<KBox<VolumeStore>>,
     /// Bounce buffer of [`MAX_REQUEST_BYTES`].
     buf: KVVec<u8>,
 }
@@ -173,8 +194,10 @@ pub(crate) struct Target {
     /// The configfs name, for messages.
     name: CString,
     queue: QueueHandle,
+    /// The store and the bounce buffer; see [`State`] for who takes it.
     #[pin]
     state: Mutex<State>,
+    /// Requests failed so far.
     errors: Atomic<u32>,
     /// Whether the read-only state has been logged.
     told_read_only: Atomic<u32>,
@@ -184,7 +207,7 @@ impl Target {
     /// A target serving the volume `name` from `store`.
     pub(crate) fn new(
         name: &BStr,
-        store: KBox<Store<BackingDevice, Xts>>,
+        store: KBox<VolumeStore>,
     ) -> Result<impl PinInit<Self, Error>> {
         let name = CString::try_from_fmt(fmt!("{}", name))?;
         let wq_name = CString::try_from_fmt(fmt!("vtier-{}", BStr::from_bytes(name.to_bytes())))?;
@@ -203,162 +226,22 @@ impl Target {
         BStr::from_bytes(self.name.to_bytes())
     }
 
+    /// The requests that failed since the disk came up.
+    pub(crate) fn errors(&self) -> u32 {
+        self.errors.load(Relaxed)
+    }
+
+    /// Runs `f` on the store under [`Target::state`], in the calling
+    /// thread; `None` once the store is closed. The volume's operations
+    /// reach the store through here.
+    pub(crate) fn with_store<T>(&self, f: impl FnOnce(&mut VolumeStore) -> T) -> Option<T> {
+        self.state.lock().store.as_deref_mut().map(f)
+    }
+
     /// Whether the capacity tier has lost more devices than its parity
     /// covers.
     fn stripes_read_only(&self) -> bool {
-        let mut state = self.state.lock();
-        let store = state.store.as_deref_mut();
-        store.and_then(|s| s.stripes()).is_some_and(|st| st.is_read_only())
-    }
-
-    /// Writes the volume's counters and its capacity tier's state, one
-    /// fact a line (configfs `status`).
-    pub(crate) fn write_status(&self, w: &mut Formatter<'_>) -> Result {
-        let mut guard = self.state.lock();
-        let Some(store) = guard.store.as_mut() else {
-            w.write_str("closed\n")?;
-            return Ok(());
-        };
-        let s = store.stats();
-        w.write_fmt(fmt!("logical blocks: {}\n", store.nr_lbas()))?;
-        w.write_fmt(fmt!(
-            "requests: reads {} writes {} flushes {} discards {} errors {}\n",
-            s.reads,
-            s.writes,
-            s.flushes,
-            s.discards,
-            self.errors.load(Relaxed)
-        ))?;
-        w.write_fmt(fmt!(
-            "data log: entries {} blocks written {} blocks read {} checksum errors {} checkpoints {}\n",
-            s.entries,
-            s.blocks_written,
-            s.blocks_read,
-            s.checksum_errors,
-            s.checkpoints
-        ))?;
-        w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
-        w.write_fmt(fmt!(
-            "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {} (errors {})\n",
-            s.destaged_stripes,
-            s.destaged_blocks,
-            s.stripe_blocks_read,
-            s.stripes_reclaimed,
-            s.stripe_count_errors + s.stripe_free_errors
-        ))?;
-        w.write_fmt(fmt!(
-            "compaction: stripes {} blocks {} (errors {})\n",
-            s.compacted_stripes, s.compacted_blocks, s.compaction_errors
-        ))?;
-        match store.stripes() {
-            Some(st) => st.write_status(w).map_err(|_| EFBIG)?,
-            None => w.write_str("capacity tier: not erasure coded\n")?,
-        }
-        Ok(())
-    }
-
-    /// Runs `f` on the capacity tier, on a fresh stack, under the lock;
-    /// `EOPNOTSUPP` without one.
-    fn with_stripes<T>(&self, f: impl FnOnce(&mut StripeStore<BackingDevice>) -> Result<T>) -> Result<T> {
-        on_fresh_stack(|| {
-            let mut guard = self.state.lock();
-            let store = guard.store.as_mut().ok_or(EIO)?;
-            let st = store.stripes().ok_or(EOPNOTSUPP)?;
-            f(st)
-        })
-    }
-
-    /// Scrubs the next `stripes` stripe ids (configfs `scrub`); returns
-    /// (next stripe id, stripe ids in all).
-    pub(crate) fn scrub(&self, stripes: u64) -> Result<(u64, u64)> {
-        self.with_stripes(|st| {
-            let p = st.scrub_step(stripes).map_err(engine_errno)?;
-            Ok((p.cursor, p.total))
-        })
-    }
-
-    /// Rebuilds the next `stripes` stripe ids onto the replacement member
-    /// (configfs `rebuild`); returns (done, total), `ENOENT` with no
-    /// rebuild running.
-    pub(crate) fn rebuild(&self, stripes: u64) -> Result<(u64, u64)> {
-        self.with_stripes(|st| {
-            if st.rebuild_progress().member.is_none() {
-                return Err(ENOENT);
-            }
-            let p = st.rebuild_step(stripes).map_err(engine_errno)?;
-            Ok((p.done, p.total))
-        })
-    }
-
-    /// The rebuild's progress: (member, done, total), if one is running.
-    pub(crate) fn rebuild_progress(&self) -> Option<(usize, u64, u64)> {
-        let mut guard = self.state.lock();
-        let st = guard.store.as_mut()?.stripes()?;
-        let p = st.rebuild_progress();
-        p.member.map(|m| (m, p.done, p.total))
-    }
-
-    /// Puts `dev` in the place of failed or missing capacity member
-    /// `index` (0-based): writes it a capacity superblock of this volume,
-    /// then hands it to the stripe store, which starts rebuilding it.
-    pub(crate) fn replace(&self, index: usize, mut dev: BackingDevice, area_start: u64) -> Result {
-        on_fresh_stack(move || {
-            let mut guard = self.state.lock();
-            let store = guard.store.as_mut().ok_or(EIO)?;
-            let sb = store.map().superblock();
-            let mut device_uuid = [0u8; 16];
-            // SAFETY: `device_uuid` is valid for 16 bytes of writes.
-            unsafe { bindings::get_random_bytes(device_uuid.as_mut_ptr().cast(), device_uuid.len()) };
-            let opts = FormatOptions {
-                volume_uuid: sb.volume_uuid,
-                device_uuid,
-                nr_devices: sb.nr_devices,
-                wal_blocks: sb.wal.blocks,
-                encryption: sb.encryption,
-            };
-            let position = u32::try_from(index + 1).map_err(|_| EINVAL)?;
-            let st = store.stripes().ok_or(EOPNOTSUPP)?;
-            let state = st.member_stats(index).ok_or(EINVAL)?.state;
-            if !matches!(state, MemberState::Failed | MemberState::Missing) {
-                pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
-                return Err(EBUSY);
-            }
-            let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {
-                pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
-                engine_errno(e)
-            })?;
-            if csb.data_start > area_start {
-                pr_err!(
-                    "{}: replace: the device's metadata ({} blocks) reaches into the stripes (from block {}): use a device of the members' size\n",
-                    self.name(),
-                    csb.data_start,
-                    area_start
-                );
-                return Err(EINVAL);
-            }
-            st.replace_member(index, dev).map(drop).map_err(|e| {
-                pr_err!("{}: replace: {}\n", self.name(), e);
-                engine_errno(e)
-            })
-        })
-    }
-
-    /// The store's counters, while it is open.
-    pub(crate) fn stats(&self) -> Option<crate::data::store::DataStats> {
-        self.state.lock().store.as_ref().map(|s| s.stats())
-    }
-
-    /// Moves up to `stripes` stripes of data to the capacity tier now
-    /// (configfs `destage`); returns the blocks moved.
-    pub(crate) fn destage(&self, stripes: u32) -> Result<u64> {
-        on_fresh_stack(|| {
-            let mut guard = self.state.lock();
-            let store = guard.store.as_mut().ok_or(EIO)?;
-            if store.stripes().is_none() {
-                return Err(EOPNOTSUPP);
-            }
-            store.destage(stripes).map_err(engine_errno)
-        })
+        self.with_store(|s| s.stripes().is_some_and(|st| st.is_read_only())).unwrap_or(false)
     }
 
     /// Serves `rq`: the store's result for it. Errors are logged here,

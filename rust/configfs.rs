@@ -40,7 +40,9 @@
 //!
 //! One mutex per device, [`DeviceConfig::inner`]; every check and update of
 //! an attribute happens under a single guard, so `power` cannot race with a
-//! path change.
+//! path change. It is the first lock of a device's lock order, which
+//! `volume.rs` states: the volume's operations take the store's lock under
+//! it.
 
 use core::ffi::c_void;
 
@@ -128,11 +130,25 @@ impl configfs::GroupOperations for Root {
 /// One device's configuration and, while powered, the device.
 #[pin_data]
 pub(crate) struct DeviceConfig {
+    /// The configfs name, for messages (fixed at `mkdir`).
     name: CString,
+    /// The configuration and the powered volume; see [`Inner`].
     #[pin]
     inner: Mutex<Inner>,
 }
 
+/// What [`DeviceConfig::inner`] protects: the device's configuration and,
+/// while it is powered, its [`Volume`].
+///
+/// Taken by every attribute access that reads or changes them, once per
+/// access, and held from its first check to its last update (some
+/// `store`s parse their value before taking it). A `store` that brings the
+/// volume up or down, or runs one of its operations, holds it throughout,
+/// also while a kworker does the work (power-on and the volume's deep
+/// operations run on a fresh stack); the volume's store lock is taken
+/// under it, never the other way round. Not taken: when the directory is
+/// removed (`rmdir`) and configfs runs no more accesses of it, `Inner` is
+/// dropped, which takes a powered volume down.
 struct Inner {
     config: Config,
     device: Option<Volume>,
@@ -442,7 +458,7 @@ impl AttributeOperations<6> for DeviceConfig {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
         match &inner.device {
-            Some(v) => v.target().write_status(&mut w)?,
+            Some(v) => v.write_status(&mut w)?,
             None => w.write_str("not powered\n")?,
         }
         Ok(w.bytes_written())
@@ -457,7 +473,7 @@ impl AttributeOperations<7> for DeviceConfig {
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
-        match inner.device.as_ref().and_then(|v| v.target().stats()) {
+        match inner.device.as_ref().and_then(|v| v.stats()) {
             Some(s) => w.write_fmt(fmt!("{} stripes {} blocks\n", s.destaged_stripes, s.destaged_blocks))?,
             None => w.write_str("\n")?,
         }
@@ -479,7 +495,7 @@ impl AttributeOperations<7> for DeviceConfig {
             pr_err!("{}: destage: not powered\n", this.name());
             return Err(EINVAL);
         };
-        match v.target().destage(stripes) {
+        match v.destage(stripes) {
             Ok(blocks) => {
                 pr_info!("{}: destage: {} blocks moved to the capacity tier\n", this.name(), blocks);
                 Ok(())
@@ -520,7 +536,7 @@ impl AttributeOperations<8> for DeviceConfig {
         let n = parse_count(this, "scrub", page)?;
         let inner = this.inner.lock();
         let v = inner.device.as_ref().ok_or(EINVAL)?;
-        let (next, total) = v.target().scrub(n).inspect_err(|e| {
+        let (next, total) = v.scrub(n).inspect_err(|e| {
             pr_err!("{}: scrub failed ({})\n", this.name(), e.to_errno());
         })?;
         pr_info!("{}: scrub: next stripe {} of {}\n", this.name(), next, total);
@@ -535,7 +551,7 @@ impl AttributeOperations<9> for DeviceConfig {
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
-        match inner.device.as_ref().and_then(|v| v.target().rebuild_progress()) {
+        match inner.device.as_ref().and_then(|v| v.rebuild_progress()) {
             Some((m, done, total)) => w.write_fmt(fmt!("member {} {}/{}\n", m, done, total))?,
             None => w.write_str("none\n")?,
         }
@@ -546,7 +562,7 @@ impl AttributeOperations<9> for DeviceConfig {
         let n = parse_count(this, "rebuild", page)?;
         let inner = this.inner.lock();
         let v = inner.device.as_ref().ok_or(EINVAL)?;
-        let (done, total) = v.target().rebuild(n).inspect_err(|e| {
+        let (done, total) = v.rebuild(n).inspect_err(|e| {
             pr_err!("{}: rebuild failed ({})\n", this.name(), e.to_errno());
         })?;
         if done == total {
@@ -599,7 +615,7 @@ impl AttributeOperations<10> for DeviceConfig {
             pr_err!("{}: replace: not powered\n", this.name());
             EINVAL
         })?;
-        v.replace(this.name(), index, &member, this.holder()).inspect_err(|e| {
+        v.replace(index, &member, this.holder()).inspect_err(|e| {
             pr_err!("{}: replace failed ({})\n", this.name(), e.to_errno());
         })?;
         pr_info!("{}: capacity device {} replaced by {}; rebuild it with `rebuild`\n", this.name(), index, member.path.as_bstr());

@@ -10,6 +10,7 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
+#include <linux/idr.h>
 
 #include "helpers.h"
 
@@ -60,4 +61,24 @@ sector_t vtier_rq_pos(struct request *rq)
 unsigned int vtier_rq_bytes(struct request *rq)
 {
 	return blk_rq_bytes(rq);
+}
+
+/*
+ * Indexes N of /dev/vtierN in use (DiskIndex in volume.rs). The IDA lives
+ * here because its initialiser (DEFINE_IDA: the xarray's spinlock and
+ * flags) is a C macro; it does its own locking. Every index is freed
+ * before the module can be unloaded (a volume exists only inside its
+ * configfs directory, which pins the module), and an IDA frees its memory
+ * as it empties, so it needs no teardown.
+ */
+static DEFINE_IDA(vtier_disk_ida);
+
+int vtier_disk_index_alloc(unsigned int max)
+{
+	return ida_alloc_max(&vtier_disk_ida, max, GFP_KERNEL);
+}
+
+void vtier_disk_index_free(unsigned int index)
+{
+	ida_free(&vtier_disk_ida, index);
 }

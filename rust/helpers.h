@@ -18,5 +18,7 @@ unsigned int vtier_num_online_cpus(void);
 unsigned int vtier_disk_openers(struct gendisk *disk);
 sector_t vtier_rq_pos(struct request *rq);
 unsigned int vtier_rq_bytes(struct request *rq);
+int vtier_disk_index_alloc(unsigned int max);
+void vtier_disk_index_free(unsigned int index);
 
 #endif /* VTIER_HELPERS_H */

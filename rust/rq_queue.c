@@ -12,6 +12,10 @@
  * set, so no allocation it makes recurses into I/O on the device it is
  * serving; the workqueue has a rescuer (WQ_MEM_RECLAIM) for the same
  * reason.
+ *
+ * The queue's spinlock is the last lock of a vtier device's lock order
+ * (volume.rs states it): it guards only the list, nothing is taken under
+ * it, and the worker drops it before it serves a request.
  */
 
 #include <linux/blk-mq.h>
@@ -25,6 +29,11 @@
 #include "rq_queue.h"
 
 struct vtier_rq_queue {
+	/*
+	 * Protects @list. Taken by vtier_rq_queue_add() (from ->queue_rq(),
+	 * which may not sleep, so irqsave) and by the worker to take the next
+	 * request; never held while anything else is taken.
+	 */
 	spinlock_t lock;
 	struct list_head list;	/* of request.queuelist, oldest first */
 	struct work_struct work;

@@ -1,14 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A vtier volume: its configuration, and bringing it up and down as
-//! `/dev/vtierN`.
+//! A vtier volume: its configuration, bringing it up and down as
+//! `/dev/vtierN`, and what configfs does to it while it is up (status,
+//! destage, scrub, rebuild, replace).
+//!
+//! The block layer's side of the device (tag set, gendisk, serving
+//! requests) is `blk.rs`; this file reaches the store it serves from
+//! through [`Target::with_store`], and runs the operations that go deep
+//! into the engine on a fresh kworker stack ([`on_fresh_stack`]).
+//!
+//! # Lock order
+//!
+//! A vtier device has three locks. One is only ever taken while holding
+//! those before it in this list, never one after it:
+//!
+//! 1. The device's configfs lock, `DeviceConfig::inner` (`configfs.rs`), a
+//!    mutex: every configfs attribute of the device holds it for its whole
+//!    check and update. It is held around everything in this file: bringing
+//!    the volume up, its operations, and taking it down with `power=0`
+//!    (dropping the [`Volume`] deletes the disk, which waits for the
+//!    requests in flight; `rmdir` drops it when no access can run any more).
+//! 2. [`Target::state`](crate::blk::Target) (`blk.rs`), a mutex around the
+//!    store and the bounce buffer: the request worker holds it while it
+//!    serves a request, the operations here while they use the store. A
+//!    kworker that a configfs access waits for ([`on_fresh_stack`]) takes
+//!    it on behalf of that access, so counts as holding (1).
+//! 3. The request queue's spinlock (`rq_queue.c`): `queue_rq` holds it to
+//!    add a request, the worker to take the next one. Nothing is taken
+//!    under it, and the worker drops it before it takes (2) to serve.
+//!
+//! Nothing in the engine calls back into configfs or the block layer's
+//! intake of this device, so the order cannot be turned around from below.
 
-use core::ffi::c_void;
+use core::ffi::{c_int, c_uint, c_void};
 
 use kernel::bindings;
+use kernel::error::to_result;
+use kernel::fmt::Write as _;
 use kernel::prelude::*;
-use kernel::str::{BStr, CString};
-use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::str::{BStr, CString, Formatter};
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::{KeyBuf, Xts};
@@ -16,8 +46,10 @@ use crate::crypt::encryption::Encryption;
 use crate::error::Error as EngineError;
 use crate::kcompat::engine_errno;
 use crate::io::device::BlockDevice;
-use crate::blk::{on_fresh_stack, Disk, Target};
-use crate::data::store::Store;
+use crate::blk::{on_fresh_stack, Disk, Target, VolumeStore};
+use crate::data::store::{DataStats, Store};
+use crate::journal::meta_device::{FormatOptions, MetaDevice};
+use crate::stripe::member::MemberState;
 use crate::stripe::store::StripeStore;
 use crate::path::DevPath;
 use crate::format::superblock::{Role, Superblock, BLOCK_SIZE, COPIES};
@@ -45,34 +77,45 @@ pub(crate) struct Config {
     pub(crate) key: Option<KeyBuf>,
 }
 
-/// Indexes N of `/dev/vtierN` in use, one bit each.
-static INDEXES: Atomic<u64> = Atomic::new(0);
+/// Highest index N of `/dev/vtierN`. Each vtier disk takes one of the
+/// block layer's dynamically allocated ("extended") minors, of which there
+/// are `1 << MINORBITS` for all such disks together: more indexes than
+/// that could never each have a disk. (`vtier1048575` fits a disk name.)
+const MAX_DISK_INDEX: c_uint = (1 << bindings::MINORBITS) - 1;
+
+// The IDA of disk indexes, in `helpers.c`.
+unsafe extern "C" {
+    fn vtier_disk_index_alloc(max: c_uint) -> c_int;
+    fn vtier_disk_index_free(index: c_uint);
+}
 
 /// An index N of `/dev/vtierN`, released on drop.
+///
+/// # Invariants
+///
+/// The index was allocated from the disk index IDA and is in use until
+/// this value is dropped, which frees it.
 pub(crate) struct DiskIndex(u32);
 
 impl DiskIndex {
+    /// The lowest free index: `ENOSPC` if all up to [`MAX_DISK_INDEX`] are
+    /// in use, `ENOMEM` without memory.
     fn get() -> Result<Self> {
-        let mut used = INDEXES.load(Relaxed);
-        loop {
-            let free = (!used).trailing_zeros();
-            if free >= u64::BITS {
-                return Err(ENOSPC);
-            }
-            match INDEXES.cmpxchg(used, used | (1 << free), Relaxed) {
-                Ok(_) => return Ok(Self(free)),
-                Err(now) => used = now,
-            }
-        }
+        // SAFETY: The IDA is a static initialised at compile time
+        // (`DEFINE_IDA` in `helpers.c`) and locks itself; this runs in
+        // process context (a configfs write), where the allocation may sleep.
+        let ret = unsafe { vtier_disk_index_alloc(MAX_DISK_INDEX) };
+        to_result(ret)?;
+        // INVARIANT: Just allocated; a non-negative `c_int` fits a `u32`.
+        u32::try_from(ret).map(Self).map_err(|_| EINVAL)
     }
 }
 
 impl Drop for DiskIndex {
     fn drop(&mut self) {
-        let mut used = INDEXES.load(Relaxed);
-        while let Err(now) = INDEXES.cmpxchg(used, used & !(1 << self.0), Relaxed) {
-            used = now;
-        }
+        // SAFETY: By the type invariant the index is allocated, and this is
+        // the one place that frees it.
+        unsafe { vtier_disk_index_free(self.0) };
     }
 }
 
@@ -88,7 +131,6 @@ pub(crate) struct Volume {
     area_start: u64,
     index: DiskIndex,
 }
-
 
 /// Logs why `name` failed to come up and passes the error on.
 fn fail(name: &BStr, err: Error, what: core::fmt::Arguments<'_>) -> Error {
@@ -220,7 +262,13 @@ impl Volume {
             );
         }
         let vol_name = CString::try_from_fmt(fmt!("{}", name))?;
-        let index = DiskIndex::get().map_err(|e| fail(name, e, fmt!("too many vtier devices")))?;
+        let index = DiskIndex::get().map_err(|e| {
+            if e == ENOSPC {
+                fail(name, e, fmt!("no free vtier device index: all {} are in use", MAX_DISK_INDEX + 1))
+            } else {
+                fail(name, e, fmt!("cannot allocate a vtier device index"))
+            }
+        })?;
         let target = Target::new(name, store).map_err(|e| fail(name, e, fmt!("cannot set up the request queue")))?;
         let disk = Disk::new(index.0, target, nr_lbas, read_only)
             .map_err(|e| fail(name, e, fmt!("cannot create disk")))?;
@@ -294,15 +342,13 @@ impl Volume {
         Ok((devs, area_start))
     }
 
-    /// Opens `m` and puts it in the place of failed capacity device
-    /// `index` (0-based), which then rebuilds (see [`Target::replace`]).
-    pub(crate) fn replace(&self, name: &BStr, index: usize, m: &Member, holder: *mut c_void) -> Result {
-        let dev = open_member(name, m, holder)?;
-        self.disk.target().replace(index, dev, self.area_start)
+    /// The configfs name.
+    fn name(&self) -> &BStr {
+        BStr::from_bytes(self.name.to_bytes())
     }
 
-    /// What serves `/dev/vtierN`.
-    pub(crate) fn target(&self) -> &crate::blk::Target {
+    /// What serves `/dev/vtierN`, and holds the store.
+    fn target(&self) -> &Target {
         self.disk.target()
     }
 
@@ -315,6 +361,168 @@ impl Volume {
     pub(crate) fn index(&self) -> u32 {
         self.index.0
     }
+}
+
+/// What configfs does to a powered volume. Each runs under the device's
+/// configfs lock and takes [`Target::state`] for the store; those that go
+/// deep into the engine do so on a fresh kworker stack.
+impl Volume {
+    /// Writes the volume's counters and its capacity tier's state, one
+    /// fact a line (configfs `status`).
+    pub(crate) fn write_status(&self, w: &mut Formatter<'_>) -> Result {
+        let errors = self.target().errors();
+        match self.target().with_store(|store| write_store_status(store, errors, w)) {
+            Some(r) => r,
+            None => w.write_str("closed\n").map_err(Error::from),
+        }
+    }
+
+    /// Runs `f` on the open store, on a fresh stack, under the target's
+    /// lock; `EIO` once the store is closed.
+    fn on_store<T>(&self, f: impl FnOnce(&mut VolumeStore) -> Result<T>) -> Result<T> {
+        on_fresh_stack(|| self.target().with_store(f).unwrap_or(Err(EIO)))
+    }
+
+    /// Runs `f` on the capacity tier, on a fresh stack, under the target's
+    /// lock; `EOPNOTSUPP` without one.
+    fn with_stripes<T>(&self, f: impl FnOnce(&mut StripeStore<BackingDevice>) -> Result<T>) -> Result<T> {
+        self.on_store(|store| f(store.stripes().ok_or(EOPNOTSUPP)?))
+    }
+
+    /// Scrubs the next `stripes` stripe ids (configfs `scrub`); returns
+    /// (next stripe id, stripe ids in all).
+    pub(crate) fn scrub(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            let p = st.scrub_step(stripes).map_err(engine_errno)?;
+            Ok((p.cursor, p.total))
+        })
+    }
+
+    /// Rebuilds the next `stripes` stripe ids onto the replacement member
+    /// (configfs `rebuild`); returns (done, total), `ENOENT` with no
+    /// rebuild running.
+    pub(crate) fn rebuild(&self, stripes: u64) -> Result<(u64, u64)> {
+        self.with_stripes(|st| {
+            if st.rebuild_progress().member.is_none() {
+                return Err(ENOENT);
+            }
+            let p = st.rebuild_step(stripes).map_err(engine_errno)?;
+            Ok((p.done, p.total))
+        })
+    }
+
+    /// The rebuild's progress: (member, done, total), if one is running.
+    pub(crate) fn rebuild_progress(&self) -> Option<(usize, u64, u64)> {
+        self.target()
+            .with_store(|store| {
+                let p = store.stripes()?.rebuild_progress();
+                p.member.map(|m| (m, p.done, p.total))
+            })
+            .flatten()
+    }
+
+    /// Opens `m` and puts it in the place of failed or missing capacity
+    /// member `index` (0-based): writes it a capacity superblock of this
+    /// volume, then hands it to the stripe store, which starts rebuilding
+    /// it (configfs `replace`; `rebuild` paces the rebuild).
+    pub(crate) fn replace(&self, index: usize, m: &Member, holder: *mut c_void) -> Result {
+        let mut dev = open_member(self.name(), m, holder)?;
+        let area_start = self.area_start;
+        self.on_store(move |store| {
+            let sb = store.map().superblock();
+            let mut device_uuid = [0u8; 16];
+            // SAFETY: `device_uuid` is valid for 16 bytes of writes.
+            unsafe { bindings::get_random_bytes(device_uuid.as_mut_ptr().cast(), device_uuid.len()) };
+            let opts = FormatOptions {
+                volume_uuid: sb.volume_uuid,
+                device_uuid,
+                nr_devices: sb.nr_devices,
+                wal_blocks: sb.wal.blocks,
+                encryption: sb.encryption,
+            };
+            let position = u32::try_from(index + 1).map_err(|_| EINVAL)?;
+            let st = store.stripes().ok_or(EOPNOTSUPP)?;
+            let state = st.member_stats(index).ok_or(EINVAL)?.state;
+            if !matches!(state, MemberState::Failed | MemberState::Missing) {
+                pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
+                return Err(EBUSY);
+            }
+            let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {
+                pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
+                engine_errno(e)
+            })?;
+            if csb.data_start > area_start {
+                pr_err!(
+                    "{}: replace: the device's metadata ({} blocks) reaches into the stripes (from block {}): use a device of the members' size\n",
+                    self.name(),
+                    csb.data_start,
+                    area_start
+                );
+                return Err(EINVAL);
+            }
+            st.replace_member(index, dev).map(drop).map_err(|e| {
+                pr_err!("{}: replace: {}\n", self.name(), e);
+                engine_errno(e)
+            })
+        })
+    }
+
+    /// The store's counters, while it is open.
+    pub(crate) fn stats(&self) -> Option<DataStats> {
+        self.target().with_store(|store| store.stats())
+    }
+
+    /// Moves up to `stripes` stripes of data to the capacity tier now
+    /// (configfs `destage`); returns the blocks moved.
+    pub(crate) fn destage(&self, stripes: u32) -> Result<u64> {
+        self.on_store(|store| {
+            if store.stripes().is_none() {
+                return Err(EOPNOTSUPP);
+            }
+            store.destage(stripes).map_err(engine_errno)
+        })
+    }
+}
+
+/// Writes `store`'s counters, with `errors` failed requests, and its
+/// capacity tier's state to `w`.
+fn write_store_status(store: &mut VolumeStore, errors: u32, w: &mut Formatter<'_>) -> Result {
+    let s = store.stats();
+    w.write_fmt(fmt!("logical blocks: {}\n", store.nr_lbas()))?;
+    w.write_fmt(fmt!(
+        "requests: reads {} writes {} flushes {} discards {} errors {}\n",
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.discards,
+        errors
+    ))?;
+    w.write_fmt(fmt!(
+        "data log: entries {} blocks written {} blocks read {} checksum errors {} checkpoints {}\n",
+        s.entries,
+        s.blocks_written,
+        s.blocks_read,
+        s.checksum_errors,
+        s.checkpoints
+    ))?;
+    w.write_fmt(fmt!("cipher: {} blocks\n", s.cipher_calls))?;
+    w.write_fmt(fmt!(
+        "destage: stripes {} blocks {}, blocks read from stripes {}, stripes freed {} (errors {})\n",
+        s.destaged_stripes,
+        s.destaged_blocks,
+        s.stripe_blocks_read,
+        s.stripes_reclaimed,
+        s.stripe_count_errors + s.stripe_free_errors
+    ))?;
+    w.write_fmt(fmt!(
+        "compaction: stripes {} blocks {} (errors {})\n",
+        s.compacted_stripes, s.compacted_blocks, s.compaction_errors
+    ))?;
+    match store.stripes() {
+        Some(st) => st.write_status(w).map_err(|_| EFBIG)?,
+        None => w.write_str("capacity tier: not erasure coded\n")?,
+    }
+    Ok(())
 }
 
 impl Drop for Volume {
