@@ -131,6 +131,9 @@ pub struct DataStats {
     /// Compactions given up because the chosen stripes could not be read
     /// as stored (they are left out of later ones).
     pub compaction_errors: u64,
+    /// Blocks of failed writes that could not be given back to the
+    /// allocator: they stay allocated, unused, until it is rebuilt.
+    pub leaked_blocks: u64,
 }
 
 /// Logical blocks a device exports: two fifths of the performance tier's
@@ -370,6 +373,11 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         self.stripes.as_deref_mut()
     }
 
+    /// The volume's cipher, if it is encrypted (tests).
+    pub fn cipher(&self) -> Option<&C> {
+        self.cipher.as_ref()
+    }
+
     /// Logical blocks the device exports.
     pub fn nr_lbas(&self) -> u64 {
         self.nr_lbas
@@ -541,15 +549,25 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     }
 
     /// Whether the performance tier is short of free blocks: under a
-    /// quarter of its data area.
+    /// quarter of its data area. Blocks whose free waits for the next
+    /// checkpoint count as free: a checkpoint, not a destage, gives them
+    /// back ([`Store::place`] runs it when an allocation finds no room).
     fn perf_short(&mut self) -> Result<bool> {
         let (vol, _) = self.map.volume_and_device();
         let sb = vol.superblock();
         let area = sb.nr_blocks.saturating_sub(sb.data_start);
-        Ok(vol.alloc()?.free_blocks() < area / 4)
+        let alloc = vol.alloc()?;
+        Ok(alloc.free_blocks() + alloc.deferred_blocks() < area / 4)
     }
 
     /// One entry: at most [`MAX_ENTRY_BLOCKS`] blocks.
+    ///
+    /// The entry's blocks are given back if anything fails before its
+    /// transaction is committed, and never after: from the commit on, the
+    /// map (and, once the WAL is written, the durable map) points at them.
+    /// A commit that fails may already have logged its redo record, so its
+    /// blocks are not given back either: they stay allocated (leaked, not
+    /// reused) rather than risk a map that points at reused blocks.
     fn write_entry(&mut self, lba: u64, data: &mut [u8]) -> Result {
         let nr = (data.len() / BLOCK_SIZE) as u32;
         if self.stripes.is_some() && self.perf_short()? {
@@ -566,39 +584,74 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             self.write_entry(lba, a)?;
             return self.write_entry(lba + (half / BLOCK_SIZE) as u64, b);
         };
-        let encrypted = self.cipher.is_some();
-        if let Some(cipher) = &self.cipher {
-            for b in data.chunks_exact_mut(BLOCK_SIZE) {
-                cipher.encrypt_unit(b, &self.tweak)?;
-                self.stats.cipher_calls += 1;
+        let blocks = nr + u32::from(headed);
+        let txn = match self
+            .encrypt(data)
+            .and_then(|encrypted| self.log_entry(lba, start, headed, data, encrypted))
+        {
+            Ok(txn) => txn,
+            Err(e) => {
+                self.give_back(start, blocks);
+                return Err(e);
+            }
+        };
+        match self.map.commit(txn, false)? {
+            Outcome::Committed { .. } => {}
+            Outcome::Aborted => {
+                // Nothing was logged: nothing maps the entry.
+                self.give_back(start, blocks);
+                return Err(Error::InvalidArgument);
             }
         }
-        let r = self.place_entry(lba, start, headed, data, encrypted);
-        if r.is_err() {
-            // Nothing maps the entry: give its blocks back.
-            let (vol, dev) = self.map.volume_and_device();
-            let _ = vol
-                .alloc()
-                .and_then(|a| a.free(dev, start, nr + u32::from(headed)));
-        }
-        r
+        self.hint = start + u64::from(blocks);
+        self.stats.entries += 1;
+        self.stats.blocks_written += u64::from(nr);
+        self.release_displaced()
     }
 
-    /// Writes the entry at `start` and maps it; frees what it displaced.
-    fn place_entry(
+    /// Encrypts `data` in place when the volume is encrypted; returns
+    /// whether it did.
+    fn encrypt(&mut self, data: &mut [u8]) -> Result<bool> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(false);
+        };
+        for b in data.chunks_exact_mut(BLOCK_SIZE) {
+            cipher.encrypt_unit(b, &self.tweak)?;
+            self.stats.cipher_calls += 1;
+        }
+        Ok(true)
+    }
+
+    /// Frees the blocks of an entry that nothing maps (at the next
+    /// checkpoint). A failure leaks them until the allocator is rebuilt;
+    /// it never frees anything else.
+    fn give_back(&mut self, start: u64, blocks: u32) {
+        let (vol, dev) = self.map.volume_and_device();
+        if vol
+            .alloc()
+            .and_then(|a| a.free(dev, start, blocks))
+            .is_err()
+        {
+            self.stats.leaked_blocks += u64::from(blocks);
+        }
+    }
+
+    /// Writes the entry at `start` and maps it in a new transaction, which
+    /// it returns uncommitted (aborted on error).
+    fn log_entry(
         &mut self,
         lba: u64,
         start: u64,
         headed: bool,
         data: &[u8],
         encrypted: bool,
-    ) -> Result {
+    ) -> Result<crate::map::txn::Txn> {
         let nr = (data.len() / BLOCK_SIZE) as u32;
         let data_crc = crc32c(data);
         let txn = self.map.begin()?;
         let entry = Entry {
-            // The commit below is the next one: the store is the only
-            // writer and holds no other transaction open.
+            // The commit that follows is the next one: the store is the
+            // only writer and holds no other transaction open.
             seq: self.map.txns().last_seq() + 1,
             lba,
             nr_blocks: nr,
@@ -606,22 +659,13 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             data_crc,
             flags: if encrypted { ENTRY_ENCRYPTED } else { 0 },
         };
-        let r = self.log_and_map(&txn, &entry, start, headed, data);
-        let txn = match r {
-            Ok(()) => txn,
+        match self.log_and_map(&txn, &entry, start, headed, data) {
+            Ok(()) => Ok(txn),
             Err(e) => {
                 self.map.abort(txn);
-                return Err(e);
+                Err(e)
             }
-        };
-        match self.map.commit(txn, false)? {
-            Outcome::Committed { .. } => {}
-            Outcome::Aborted => return Err(Error::InvalidArgument),
         }
-        self.hint = start + u64::from(headed) + u64::from(nr);
-        self.stats.entries += 1;
-        self.stats.blocks_written += u64::from(nr);
-        self.release_displaced()
     }
 
     fn log_and_map(
