@@ -14,6 +14,7 @@ use vtier_engine::crypt::soft::SoftXts;
 use vtier_engine::data::store::{Store, COMPACT_RESERVE};
 use vtier_engine::error::Error;
 use vtier_engine::io::device::{BlockDevice, MemDevice, BLOCK_SIZE};
+use vtier_engine::io::paddr::Location;
 use vtier_engine::journal::meta_device::FormatOptions;
 use vtier_engine::stripe::store::{StripeOptions, StripeStore};
 use vtier_engine::testing::fault_device::{image_after_cut, FaultDevice, Survivors};
@@ -1131,4 +1132,175 @@ fn every_cut_of_tiered(full: &Tiered, member_blocks: u64) -> u64 {
     }
     assert!(tried > 100, "too few crash points: {tried}");
     tried
+}
+
+/// A cipher that works until it is told to fail.
+struct FailingCipher {
+    inner: SoftXts,
+    fail: std::cell::Cell<bool>,
+}
+
+impl XtsCipher for FailingCipher {
+    fn encrypt_unit(&self, data: &mut [u8], tweak: &[u8; 16]) -> vtier_engine::error::Result {
+        if self.fail.get() {
+            return Err(Error::Io);
+        }
+        self.inner.encrypt_unit(data, tweak)
+    }
+    fn decrypt_unit(&self, data: &mut [u8], tweak: &[u8; 16]) -> vtier_engine::error::Result {
+        self.inner.decrypt_unit(data, tweak)
+    }
+}
+
+#[test]
+fn a_write_whose_encryption_fails_gives_its_blocks_back() {
+    let cipher = FailingCipher {
+        inner: SoftXts::new(&KEY).unwrap(),
+        fail: std::cell::Cell::new(false),
+    };
+    let mut s = Store::format(MemDevice::new(4096).unwrap(), &opts(true), Some(cipher)).unwrap();
+    s.map().checkpoint().unwrap();
+    let free_empty = {
+        let (vol, _) = s.map().volume_and_device();
+        vol.alloc().unwrap().free_blocks()
+    };
+    let mut buf = vec![0u8; 8 * BLOCK_SIZE];
+    fill(1, &mut buf);
+    s.write(0, &mut buf).unwrap();
+    set_failing(&mut s, true);
+    for lba in [8, 100, 3] {
+        let mut buf = vec![0u8; 4 * BLOCK_SIZE];
+        assert!(s.write(lba, &mut buf).is_err(), "encryption failed");
+    }
+    set_failing(&mut s, false);
+    // Every block the failed writes took is free again once the volume is
+    // empty and checkpointed: none leaked.
+    let n = s.nr_lbas();
+    s.discard(0, n).unwrap();
+    s.map().checkpoint().unwrap();
+    s.map().checkpoint().unwrap();
+    let (vol, _) = s.map().volume_and_device();
+    assert_eq!(
+        vol.alloc().unwrap().free_blocks(),
+        free_empty,
+        "blocks leaked"
+    );
+    assert_eq!(s.stats().leaked_blocks, 0);
+}
+
+fn set_failing<D: BlockDevice>(s: &mut Store<D, FailingCipher>, fail: bool) {
+    s.cipher().unwrap().fail.set(fail);
+}
+
+#[test]
+fn a_write_that_fails_after_its_commit_keeps_its_blocks() {
+    // The old copy of LBA 0 lies in bitmap page 0 (blocks 0..32768); the
+    // rest of pages 0..5 is taken, so the overwrite lands in page 5. With
+    // the allocator's smallest page cache, page 0 is no longer cached, and
+    // freeing the old copy must read it: that read fails after the
+    // overwrite's transaction has committed. The write reports the error,
+    // but the map points at the new copy, whose blocks must never be given
+    // back and reused.
+    const BITS_PER_PAGE: u64 = 32_768;
+    let fault = {
+        let mut mem = MemDevice::new(6 * BITS_PER_PAGE).unwrap();
+        Store::format(&mut mem, &opts(false), None::<SoftXts>)
+            .unwrap()
+            .close()
+            .unwrap();
+        FaultDevice::new(mem.image()).unwrap()
+    };
+    let mut s = Store::open(fault, None, None::<SoftXts>).unwrap();
+    write_tags(&mut s, 0, &[1]);
+    write_tags(&mut s, 1, &[2]);
+    let data_start = s.map().superblock().data_start;
+    let taken = |s: &mut Store<FaultDevice, SoftXts>, from: u64| {
+        let (vol, dev) = s.map().volume_and_device();
+        let alloc = vol.alloc().unwrap();
+        let mut b = from;
+        while alloc.is_allocated(dev, b).unwrap() {
+            b += 1;
+        }
+        b
+    };
+    let free_from = taken(&mut s, data_start);
+    {
+        let (vol, dev) = s.map().volume_and_device();
+        let alloc = vol.alloc().unwrap();
+        alloc
+            .reserve(dev, free_from, 5 * BITS_PER_PAGE - free_from)
+            .unwrap();
+        alloc.set_cache_pages(4);
+    }
+    s.map().checkpoint().unwrap();
+    write_tags(&mut s, 2, &[3]);
+    {
+        let (_, dev) = s.map().volume_and_device();
+        for b in 0..data_start {
+            dev.fail_reads(b).unwrap();
+        }
+    }
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    fill(4, &mut buf);
+    assert!(
+        s.write(0, &mut buf).is_err(),
+        "freeing the displaced copy had to read a failing page"
+    );
+    {
+        let (_, dev) = s.map().volume_and_device();
+        dev.heal();
+    }
+    // Two checkpoints make every pending free effective: the blocks the
+    // map points at must all still be allocated.
+    s.map().checkpoint().unwrap();
+    s.map().checkpoint().unwrap();
+    for lba in 0..3 {
+        let txn = s.map().begin().unwrap();
+        let ext = s.map().lookup(&txn, lba, 1).unwrap().value.unwrap();
+        s.map().abort(txn);
+        let Location::Perf { block } = ext.paddr.location() else {
+            panic!("LBA {lba} not on the performance tier");
+        };
+        let (vol, dev) = s.map().volume_and_device();
+        let alloc = vol.alloc().unwrap();
+        for b in block - 1..block + u64::from(ext.len) {
+            assert!(
+                alloc.is_allocated(dev, b).unwrap(),
+                "LBA {lba}: block {b} of its entry was given back"
+            );
+        }
+    }
+    assert_eq!(
+        read_tags(&mut s, 0, 3, "committed overwrite"),
+        vec![4, 2, 3]
+    );
+}
+
+#[test]
+fn a_destage_relieves_the_performance_tier_until_it_is_short_again() {
+    // Once the performance tier is short of free blocks, each destage moves
+    // one stripe (8 blocks here) away; its blocks are free at the next
+    // checkpoint, and count as free until then. Single-block writes take
+    // two blocks each, so at most one destage per four writes is due, not
+    // one per write.
+    let mut s = with_stripes();
+    let n = s.nr_lbas();
+    let mut tag = 1;
+    let mut lba = 0;
+    while s.stats().destaged_stripes == 0 {
+        write_tags(&mut s, lba % n, &[tag]);
+        tag += 1;
+        lba += 1;
+    }
+    let before = s.stats().destaged_stripes;
+    let writes = 64;
+    for i in 0..writes {
+        write_tags(&mut s, (lba + i) % n, &[tag]);
+        tag += 1;
+    }
+    let destaged = s.stats().destaged_stripes - before;
+    assert!(
+        destaged <= writes / 3,
+        "{destaged} destages for {writes} single-block writes"
+    );
 }

@@ -63,7 +63,10 @@ use crate::map::extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
 use crate::map::lba_map::{release, LbaMap};
 use crate::map::txn::Outcome;
 use crate::stripe::store::StripeStore;
-use crate::stripe::victims::{Skipped, Victims};
+use crate::stripe::victims::Skipped;
+
+mod compact;
+mod destage;
 
 /// Committed map updates the tuple cache holds before a checkpoint is
 /// forced (bounds the cache's memory and the replay after a crash).
@@ -128,6 +131,9 @@ pub struct DataStats {
     /// Compactions given up because the chosen stripes could not be read
     /// as stored (they are left out of later ones).
     pub compaction_errors: u64,
+    /// Blocks of failed writes that could not be given back to the
+    /// allocator: they stay allocated, unused, until it is rebuilt.
+    pub leaked_blocks: u64,
 }
 
 /// Logical blocks a device exports: two fifths of the performance tier's
@@ -367,6 +373,11 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         self.stripes.as_deref_mut()
     }
 
+    /// The volume's cipher, if it is encrypted (tests).
+    pub fn cipher(&self) -> Option<&C> {
+        self.cipher.as_ref()
+    }
+
     /// Logical blocks the device exports.
     pub fn nr_lbas(&self) -> u64 {
         self.nr_lbas
@@ -538,15 +549,25 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     }
 
     /// Whether the performance tier is short of free blocks: under a
-    /// quarter of its data area.
+    /// quarter of its data area. Blocks whose free waits for the next
+    /// checkpoint count as free: a checkpoint, not a destage, gives them
+    /// back ([`Store::place`] runs it when an allocation finds no room).
     fn perf_short(&mut self) -> Result<bool> {
         let (vol, _) = self.map.volume_and_device();
         let sb = vol.superblock();
         let area = sb.nr_blocks.saturating_sub(sb.data_start);
-        Ok(vol.alloc()?.free_blocks() < area / 4)
+        let alloc = vol.alloc()?;
+        Ok(alloc.free_blocks() + alloc.deferred_blocks() < area / 4)
     }
 
     /// One entry: at most [`MAX_ENTRY_BLOCKS`] blocks.
+    ///
+    /// The entry's blocks are given back if anything fails before its
+    /// transaction is committed, and never after: from the commit on, the
+    /// map (and, once the WAL is written, the durable map) points at them.
+    /// A commit that fails may already have logged its redo record, so its
+    /// blocks are not given back either: they stay allocated (leaked, not
+    /// reused) rather than risk a map that points at reused blocks.
     fn write_entry(&mut self, lba: u64, data: &mut [u8]) -> Result {
         let nr = (data.len() / BLOCK_SIZE) as u32;
         if self.stripes.is_some() && self.perf_short()? {
@@ -563,39 +584,74 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             self.write_entry(lba, a)?;
             return self.write_entry(lba + (half / BLOCK_SIZE) as u64, b);
         };
-        let encrypted = self.cipher.is_some();
-        if let Some(cipher) = &self.cipher {
-            for b in data.chunks_exact_mut(BLOCK_SIZE) {
-                cipher.encrypt_unit(b, &self.tweak)?;
-                self.stats.cipher_calls += 1;
+        let blocks = nr + u32::from(headed);
+        let txn = match self
+            .encrypt(data)
+            .and_then(|encrypted| self.log_entry(lba, start, headed, data, encrypted))
+        {
+            Ok(txn) => txn,
+            Err(e) => {
+                self.give_back(start, blocks);
+                return Err(e);
+            }
+        };
+        match self.map.commit(txn, false)? {
+            Outcome::Committed { .. } => {}
+            Outcome::Aborted => {
+                // Nothing was logged: nothing maps the entry.
+                self.give_back(start, blocks);
+                return Err(Error::InvalidArgument);
             }
         }
-        let r = self.place_entry(lba, start, headed, data, encrypted);
-        if r.is_err() {
-            // Nothing maps the entry: give its blocks back.
-            let (vol, dev) = self.map.volume_and_device();
-            let _ = vol
-                .alloc()
-                .and_then(|a| a.free(dev, start, nr + u32::from(headed)));
-        }
-        r
+        self.hint = start + u64::from(blocks);
+        self.stats.entries += 1;
+        self.stats.blocks_written += u64::from(nr);
+        self.release_displaced()
     }
 
-    /// Writes the entry at `start` and maps it; frees what it displaced.
-    fn place_entry(
+    /// Encrypts `data` in place when the volume is encrypted; returns
+    /// whether it did.
+    fn encrypt(&mut self, data: &mut [u8]) -> Result<bool> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(false);
+        };
+        for b in data.chunks_exact_mut(BLOCK_SIZE) {
+            cipher.encrypt_unit(b, &self.tweak)?;
+            self.stats.cipher_calls += 1;
+        }
+        Ok(true)
+    }
+
+    /// Frees the blocks of an entry that nothing maps (at the next
+    /// checkpoint). A failure leaks them until the allocator is rebuilt;
+    /// it never frees anything else.
+    fn give_back(&mut self, start: u64, blocks: u32) {
+        let (vol, dev) = self.map.volume_and_device();
+        if vol
+            .alloc()
+            .and_then(|a| a.free(dev, start, blocks))
+            .is_err()
+        {
+            self.stats.leaked_blocks += u64::from(blocks);
+        }
+    }
+
+    /// Writes the entry at `start` and maps it in a new transaction, which
+    /// it returns uncommitted (aborted on error).
+    fn log_entry(
         &mut self,
         lba: u64,
         start: u64,
         headed: bool,
         data: &[u8],
         encrypted: bool,
-    ) -> Result {
+    ) -> Result<crate::map::txn::Txn> {
         let nr = (data.len() / BLOCK_SIZE) as u32;
         let data_crc = crc32c(data);
         let txn = self.map.begin()?;
         let entry = Entry {
-            // The commit below is the next one: the store is the only
-            // writer and holds no other transaction open.
+            // The commit that follows is the next one: the store is the
+            // only writer and holds no other transaction open.
             seq: self.map.txns().last_seq() + 1,
             lba,
             nr_blocks: nr,
@@ -603,22 +659,13 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             data_crc,
             flags: if encrypted { ENTRY_ENCRYPTED } else { 0 },
         };
-        let r = self.log_and_map(&txn, &entry, start, headed, data);
-        let txn = match r {
-            Ok(()) => txn,
+        match self.log_and_map(&txn, &entry, start, headed, data) {
+            Ok(()) => Ok(txn),
             Err(e) => {
                 self.map.abort(txn);
-                return Err(e);
+                Err(e)
             }
-        };
-        match self.map.commit(txn, false)? {
-            Outcome::Committed { .. } => {}
-            Outcome::Aborted => return Err(Error::InvalidArgument),
         }
-        self.hint = start + u64::from(headed) + u64::from(nr);
-        self.stats.entries += 1;
-        self.stats.blocks_written += u64::from(nr);
-        self.release_displaced()
     }
 
     fn log_and_map(
@@ -708,269 +755,6 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
         }
         self.displaced.clear();
-        Ok(())
-    }
-
-    /// Moves up to `max_stripes` stripes of data from the performance tier
-    /// to the capacity tier (see the module docs); returns the blocks
-    /// moved, 0 without a capacity tier or with nothing left to move.
-    pub fn destage(&mut self, max_stripes: u32) -> Result<u64> {
-        let mut moved = 0;
-        for _ in 0..max_stripes {
-            match self.destage_stripe()? {
-                0 => break,
-                n => moved += n,
-            }
-        }
-        Ok(moved)
-    }
-
-    /// Gathers performance-tier extents from `destage_at` on, at most one
-    /// stripe's worth; returns them as (lba, extent, offset in the stripe).
-    fn gather(&mut self, cap: u64, out: &mut KVec<(u64, Extent, u64)>) -> Result {
-        let txn = self.map.begin()?;
-        let r = (|| {
-            let (mut at, mut scanned, mut total) = (self.destage_at, 0u64, 0u64);
-            while total < cap && out.len() < DESTAGE_EXTENTS && scanned < self.nr_lbas {
-                if at >= self.nr_lbas {
-                    at = 0;
-                }
-                let want = (cap - total).min(self.nr_lbas - at);
-                let piece = self.map.lookup(&txn, at, want)?;
-                let len = piece.len.min(want);
-                if let Some(ext) = piece.value {
-                    if let Location::Perf { .. } = ext.paddr.location() {
-                        out.push((at, ext, total), GFP_KERNEL)?;
-                        total += len;
-                    }
-                }
-                at += len;
-                scanned += len;
-            }
-            self.destage_at = at;
-            Ok(())
-        })();
-        self.map.abort(txn);
-        r
-    }
-
-    /// One stripe of [`Store::destage`].
-    fn destage_stripe(&mut self) -> Result<u64> {
-        let Some(stripes) = self.stripes.as_ref() else {
-            return Ok(0);
-        };
-        if stripes.is_read_only() {
-            return Ok(0);
-        }
-        let cap = stripes.geometry().data_blocks();
-        self.maybe_checkpoint()?;
-        if !self.room_to_destage()? {
-            return Ok(0);
-        }
-        let mut pieces = KVec::new();
-        self.gather(cap, &mut pieces)?;
-        let total = self.restripe(&pieces)?;
-        if total > 0 {
-            self.stats.destaged_stripes += 1;
-            self.stats.destaged_blocks += total;
-        }
-        Ok(total)
-    }
-
-    /// Whether the capacity tier has a stripe for destaging beyond the
-    /// [`COMPACT_RESERVE`] that compaction writes into; compacts when it
-    /// has not. `false`: no two stripes' live blocks fit one stripe.
-    fn room_to_destage(&mut self) -> Result<bool> {
-        for _ in 0..COMPACT_TRIES {
-            let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;
-            if st.free_stripes() + st.pending_frees() > COMPACT_RESERVE {
-                return Ok(true);
-            }
-            if self.compact_stripe()? == 0 {
-                return Ok(false);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Moves the live blocks of the emptiest stripes, two or more whose
-    /// live blocks fit one stripe together ([`Victims`]), into a new
-    /// stripe, and makes the map durable so that the emptied stripes are
-    /// freed (at the capacity tier's next commit). Returns the stripes
-    /// freed: 0 when no two fit, the store does not count live blocks, or
-    /// the tier has no stripe to write. Stripes whose data cannot be read
-    /// as stored are left out of this and later compactions ([`Skipped`])
-    /// and others are tried, [`COMPACT_TRIES`] sets in all.
-    fn compact_stripe(&mut self) -> Result<u64> {
-        for _ in 0..COMPACT_TRIES {
-            let Some(st) = self.stripes.as_ref() else {
-                return Ok(0);
-            };
-            if self.compact_futile
-                || st.is_read_only()
-                || st.free_stripes() + st.pending_frees() == 0
-            {
-                return Ok(0);
-            }
-            // Every piece of the victims fits one transaction.
-            let cap = st.geometry().data_blocks().min(DESTAGE_EXTENTS as u64);
-            let victims = Victims::choose(&self.live, cap, self.compact_skip.ids());
-            if victims.len() < 2 {
-                self.compact_futile = true;
-                return Ok(0);
-            }
-            let mut pieces = KVec::new();
-            self.gather_in(&victims, cap, &mut pieces)?;
-            if self.fill_stage(&pieces).is_err() {
-                // Some of their data cannot be read as stored (more lost
-                // than parity rebuilds, or an extent checksum that does
-                // not match): leave these stripes where they are, for
-                // reads to report and scrub to repair, and try others.
-                self.stats.compaction_errors += 1;
-                for s in victims.ids() {
-                    self.compact_skip.add(s);
-                }
-                continue;
-            }
-            let moved = self.write_stage(&pieces)?;
-            if moved == 0 {
-                return Ok(0);
-            }
-            // The map without the victims must be durable before they are
-            // freed, as for any stripe that lost its last live block.
-            let (vol, dev) = self.map.volume_and_device();
-            vol.commit(dev)?;
-            let before = self.stats.stripes_reclaimed;
-            self.free_unreferenced();
-            self.stats.compacted_stripes += 1;
-            self.stats.compacted_blocks += moved;
-            return Ok(self.stats.stripes_reclaimed - before);
-        }
-        Ok(0)
-    }
-
-    /// The pieces of the map that lie in one of `victims`, at most `cap`
-    /// blocks of them, as [`Store::gather`] gives them.
-    fn gather_in(
-        &mut self,
-        victims: &Victims,
-        cap: u64,
-        out: &mut KVec<(u64, Extent, u64)>,
-    ) -> Result {
-        let txn = self.map.begin()?;
-        let r = (|| {
-            let (mut at, mut total) = (0u64, 0u64);
-            while at < self.nr_lbas && total < victims.live() && out.len() < DESTAGE_EXTENTS {
-                let piece = self.map.lookup(&txn, at, self.nr_lbas - at)?;
-                let len = piece.len.clamp(1, self.nr_lbas - at);
-                if let Some(ext) = piece.value {
-                    if let Location::Stripe { stripe, .. } = ext.paddr.location() {
-                        let ext = match u32::try_from(len) {
-                            Ok(l) if l < ext.len => ext.slice(0, l)?,
-                            _ => ext,
-                        };
-                        let n = u64::from(ext.len);
-                        if victims.contains(stripe) && total + n <= cap {
-                            out.push((at, ext, total), GFP_KERNEL)?;
-                            total += n;
-                        }
-                    }
-                }
-                at += len;
-            }
-            Ok(())
-        })();
-        self.map.abort(txn);
-        r
-    }
-
-    /// Copies `pieces` (`(lba, extent, offset in the stripe)`, as
-    /// [`Store::gather`] gives them) as they are stored, ciphertext and
-    /// all, into a new stripe, commits it and repoints their logical
-    /// blocks at it in one transaction; what they displace is released
-    /// like any displaced extent. Returns the blocks moved.
-    fn restripe(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
-        self.fill_stage(pieces)?;
-        self.write_stage(pieces)
-    }
-
-    /// The stage holding the stored bytes of `pieces` (the first half of
-    /// [`Store::restripe`]).
-    fn fill_stage(&mut self, pieces: &[(u64, Extent, u64)]) -> Result {
-        let cap = self
-            .stripes
-            .as_ref()
-            .ok_or(Error::InvalidArgument)?
-            .geometry()
-            .data_blocks();
-        if self.stage.len() != cap as usize * BLOCK_SIZE {
-            self.stage = KVec::from_elem(0u8, cap as usize * BLOCK_SIZE, GFP_KERNEL)?;
-        }
-        self.stage.fill(0);
-        let mut stage = core::mem::take(&mut self.stage);
-        let r = self.stage_pieces(pieces, &mut stage);
-        self.stage = stage;
-        r
-    }
-
-    /// The stage written as a new stripe and `pieces` repointed at it (the
-    /// second half of [`Store::restripe`]); returns the blocks moved.
-    fn write_stage(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
-        let Some(&(_, last, off)) = pieces.last() else {
-            return Ok(0);
-        };
-        let total = off + u64::from(last.len);
-        let stripes = self.stripes.as_mut().ok_or(Error::InvalidArgument)?;
-        if stripes.free_stripes() == 0 && stripes.pending_frees() > 0 {
-            // Full, with frees waiting for the tier's next commit (every
-            // one of a stripe no durable map points at): make them now, or
-            // a full tier never gets them back while it runs.
-            stripes.commit()?;
-        }
-        let s = stripes.write_stripe(&self.stage)?;
-        // Durable before any map points at it.
-        stripes.commit()?;
-        let txn = self.map.begin()?;
-        self.displaced.clear();
-        let r = (|| {
-            for &(lba, ext, off) in pieces.iter() {
-                let offset = u32::try_from(off).map_err(|_| Error::InvalidArgument)?;
-                let moved = Extent {
-                    paddr: PAddr::stripe(s, offset)?,
-                    flags: ext.flags & !EXTENT_HEADED,
-                    ..ext
-                };
-                self.map
-                    .mapped_in(&txn, lba, u64::from(ext.len), &mut self.displaced)?;
-                self.map.map(&txn, lba, moved)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            self.map.abort(txn);
-            return Err(e);
-        }
-        match self.map.commit(txn, false)? {
-            Outcome::Committed { .. } => {}
-            Outcome::Aborted => return Err(Error::InvalidArgument),
-        }
-        if let Some(n) = self.live_of(s)? {
-            *n = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
-        }
-        self.release_displaced()?;
-        Ok(total)
-    }
-
-    /// Reads the stored bytes of every piece into its place in `stage`
-    /// ([`Store::read_stored`]: no cipher on the way, checksums checked).
-    fn stage_pieces(&mut self, pieces: &[(u64, Extent, u64)], stage: &mut [u8]) -> Result {
-        for &(_, ext, off) in pieces.iter() {
-            let from = off as usize * BLOCK_SIZE;
-            let buf = stage
-                .get_mut(from..from + ext.len as usize * BLOCK_SIZE)
-                .ok_or(Error::InvalidArgument)?;
-            self.read_stored(&ext, buf)?;
-        }
         Ok(())
     }
 

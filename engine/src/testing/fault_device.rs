@@ -120,6 +120,14 @@ impl FaultDevice {
         Ok(self.bad_writes.push(block, GFP_KERNEL)?)
     }
 
+    /// Makes every read and write of a healthy block succeed again (the
+    /// failures of [`FaultDevice::fail_reads`] and
+    /// [`FaultDevice::fail_writes`] end; a power cut does not).
+    pub fn heal(&mut self) {
+        self.bad_reads.clear();
+        self.bad_writes.clear();
+    }
+
     /// Starts recording every write and flush (see [`FaultDevice::take_log`]).
     pub fn record(&mut self) {
         self.log = Some(KVec::new());
