@@ -16,8 +16,7 @@
 
 use crate::crypt::encryption::Encryption;
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
-use crate::format::crc32c::crc32c;
+use crate::format::validator::{BlockHeader, BlockKind};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -32,6 +31,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
 pub const COPIES: [u64; 2] = [0, 1];
 /// Opaque root slots kept for the layers above (B-tree roots, counters).
 pub const NR_ROOTS: usize = 16;
+/// The superblock's validator.
+pub const SUPERBLOCK: BlockKind = BlockKind { magic: MAGIC };
 
 /// Where the write-ahead log lives and where this checkpoint's part of it
 /// starts (performance device only; all zero on capacity devices).
@@ -94,14 +95,9 @@ impl Role {
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawSuperblock {
-    /// 0x000: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x004: [`FORMAT_VERSION`].
-    version: U32,
-    /// 0x008: [`MAGIC`].
-    magic: U64,
-    /// 0x010: this copy's own block number (catches misdirected writes).
-    block_nr: U64,
+    /// 0x000: checksum, version, [`MAGIC`], this copy's own block number
+    /// (catches misdirected writes).
+    head: BlockHeader,
     /// 0x018: commit generation; the newer valid copy wins.
     generation: U64,
     /// 0x020: UUID shared by every member of one volume set.
@@ -193,10 +189,7 @@ impl Superblock {
     pub fn encode(&self, block: u64, out: &mut [u8; BLOCK_SIZE]) {
         let (cipher, tweak, kcv) = self.encryption.to_raw();
         let raw = RawSuperblock {
-            checksum: U32::new(0),
-            version: U32::new(FORMAT_VERSION),
-            magic: U64::new(MAGIC),
-            block_nr: U64::new(block),
+            head: BlockHeader::UNSEALED,
             generation: U64::new(self.generation),
             volume_uuid: self.volume_uuid,
             device_uuid: self.device_uuid,
@@ -224,8 +217,7 @@ impl Superblock {
         };
         out.fill(0);
         out[..RAW_SIZE].copy_from_slice(raw.as_bytes());
-        let sum = crc32c(&out[4..]);
-        out[..4].copy_from_slice(&sum.to_le_bytes());
+        SUPERBLOCK.seal(out, block);
     }
 
     /// Decodes and verifies the superblock copy read from block `block`.
@@ -233,18 +225,9 @@ impl Superblock {
     /// Checks, in order: magic (is this a vtier device at all), checksum,
     /// location, version, then every field's range.
     pub fn decode(buf: &[u8], block: u64) -> Result<Self> {
-        if buf.len() != BLOCK_SIZE {
-            return Err(Error::InvalidArgument);
-        }
+        SUPERBLOCK.check(buf, block, block)?;
         let (raw, reserved) =
             RawSuperblock::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-        let header = Header {
-            magic_ok: raw.magic.get() == MAGIC,
-            checksum: raw.checksum.get(),
-            location: raw.block_nr.get(),
-            version: raw.version.get(),
-        };
-        block_check::check(buf, block, block, header)?;
         let corrupt = |what| Error::Corrupt { block, what };
         if raw.block_size.get() as usize != BLOCK_SIZE {
             return Err(corrupt("superblock block size"));
@@ -347,6 +330,7 @@ impl Superblock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crc32c::crc32c;
 
     fn sample() -> Superblock {
         Superblock {
