@@ -112,6 +112,40 @@ const _: () = assert!(core::mem::size_of::<RawLeafEntry>() == 32);
 const _: () = assert!(core::mem::size_of::<RawInternalEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<RawLeaf>() == BLOCK_SIZE);
 const _: () = assert!(core::mem::size_of::<RawInternal>() == BLOCK_SIZE);
+// The offsets `doc/FORMAT.md` gives (B-tree nodes: header, entries).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, generation) == 0x18);
+    assert!(offset_of!(RawHeader, tree) == 0x20);
+    assert!(offset_of!(RawHeader, level) == 0x24);
+    assert!(offset_of!(RawHeader, nr_entries) == 0x26);
+    assert!(offset_of!(RawHeader, reserved) == 0x28);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawLeafEntry, lba) == 0x00);
+    assert!(offset_of!(RawLeafEntry, paddr) == 0x08);
+    assert!(offset_of!(RawLeafEntry, len) == 0x10);
+    assert!(offset_of!(RawLeafEntry, csum) == 0x14);
+    assert!(offset_of!(RawLeafEntry, flags) == 0x18);
+    assert!(offset_of!(RawLeafEntry, reserved) == 0x1c);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawInternalEntry, key) == 0x00);
+    assert!(offset_of!(RawInternalEntry, child) == 0x08);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawLeaf, hdr) == 0x000);
+    assert!(offset_of!(RawLeaf, entries) == 0x040);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawInternal, hdr) == 0x000);
+    assert!(offset_of!(RawInternal, entries) == 0x040);
+};
 
 /// A decoded node. Leaves use `keys` + `extents`, internal nodes `keys` +
 /// `children`; `keys` is strictly increasing.

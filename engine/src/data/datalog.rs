@@ -65,6 +65,18 @@ struct RawEntry {
 /// Size of [`RawEntry`].
 pub const HEADER_SIZE: usize = 0x40;
 const _: () = assert!(core::mem::size_of::<RawEntry>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Data log entries, header block).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawEntry, head) == 0x00);
+    assert!(offset_of!(RawEntry, seq) == 0x18);
+    assert!(offset_of!(RawEntry, lba) == 0x20);
+    assert!(offset_of!(RawEntry, nr_blocks) == 0x28);
+    assert!(offset_of!(RawEntry, key_id) == 0x2c);
+    assert!(offset_of!(RawEntry, data_crc) == 0x30);
+    assert!(offset_of!(RawEntry, flags) == 0x34);
+    assert!(offset_of!(RawEntry, volume_tag) == 0x38);
+};
 
 /// A decoded, verified entry header.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

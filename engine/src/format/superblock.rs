@@ -154,6 +154,35 @@ struct RawSuperblock {
 /// a kernel stack.)
 const RAW_SIZE: usize = 0x150;
 const _: () = assert!(core::mem::size_of::<RawSuperblock>() == RAW_SIZE);
+// The offsets `doc/FORMAT.md` gives (Superblock).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawSuperblock, head) == 0x000);
+    assert!(offset_of!(RawSuperblock, generation) == 0x018);
+    assert!(offset_of!(RawSuperblock, volume_uuid) == 0x020);
+    assert!(offset_of!(RawSuperblock, device_uuid) == 0x030);
+    assert!(offset_of!(RawSuperblock, block_size) == 0x040);
+    assert!(offset_of!(RawSuperblock, role) == 0x044);
+    assert!(offset_of!(RawSuperblock, nr_blocks) == 0x048);
+    assert!(offset_of!(RawSuperblock, device_index) == 0x050);
+    assert!(offset_of!(RawSuperblock, nr_devices) == 0x054);
+    assert!(offset_of!(RawSuperblock, wal_start) == 0x058);
+    assert!(offset_of!(RawSuperblock, wal_blocks) == 0x060);
+    assert!(offset_of!(RawSuperblock, wal_tail) == 0x068);
+    assert!(offset_of!(RawSuperblock, wal_tail_seq) == 0x070);
+    assert!(offset_of!(RawSuperblock, map_copy0) == 0x078);
+    assert!(offset_of!(RawSuperblock, map_copy1) == 0x080);
+    assert!(offset_of!(RawSuperblock, map_blocks) == 0x088);
+    assert!(offset_of!(RawSuperblock, map_crc) == 0x090);
+    assert!(offset_of!(RawSuperblock, pad) == 0x094);
+    assert!(offset_of!(RawSuperblock, free_blocks) == 0x098);
+    assert!(offset_of!(RawSuperblock, data_start) == 0x0a0);
+    assert!(offset_of!(RawSuperblock, roots) == 0x0a8);
+    assert!(offset_of!(RawSuperblock, cipher) == 0x128);
+    assert!(offset_of!(RawSuperblock, pad2) == 0x12c);
+    assert!(offset_of!(RawSuperblock, tweak) == 0x130);
+    assert!(offset_of!(RawSuperblock, kcv) == 0x140);
+};
 
 /// A decoded, verified superblock.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

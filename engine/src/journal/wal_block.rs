@@ -70,6 +70,25 @@ struct RawRecord {
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
 const _: () = assert!(core::mem::size_of::<RawRecord>() == RECORD_HEADER);
+// The offsets `doc/FORMAT.md` gives (WAL block header, record).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, seq) == 0x18);
+    assert!(offset_of!(RawHeader, generation) == 0x20);
+    assert!(offset_of!(RawHeader, nr_records) == 0x28);
+    assert!(offset_of!(RawHeader, used) == 0x2c);
+    assert!(offset_of!(RawHeader, first_record) == 0x30);
+    assert!(offset_of!(RawHeader, volume_tag) == 0x38);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawRecord, checksum) == 0x0);
+    assert!(offset_of!(RawRecord, len) == 0x4);
+    assert!(offset_of!(RawRecord, kind) == 0x6);
+    assert!(offset_of!(RawRecord, reserved) == 0x7);
+    assert!(offset_of!(RawRecord, seq) == 0x8);
+};
 
 /// What a verified WAL block says about itself.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -67,6 +67,24 @@ struct RawEntry {
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
 const _: () = assert!(core::mem::size_of::<RawEntry>() == ENTRY_SIZE);
+// The offsets `doc/FORMAT.md` gives (Summary page header, entry).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, generation) == 0x18);
+    assert!(offset_of!(RawHeader, level) == 0x20);
+    assert!(offset_of!(RawHeader, index) == 0x24);
+    assert!(offset_of!(RawHeader, nr_entries) == 0x28);
+    assert!(offset_of!(RawHeader, copy) == 0x2c);
+    assert!(offset_of!(RawHeader, reserved) == 0x30);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawEntry, crc) == 0x0);
+    assert!(offset_of!(RawEntry, free) == 0x4);
+    assert!(offset_of!(RawEntry, longest) == 0x8);
+    assert!(offset_of!(RawEntry, reserved) == 0xc);
+};
 
 /// A decoded entry.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

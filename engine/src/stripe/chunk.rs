@@ -55,6 +55,21 @@ struct RawChunk {
 }
 
 const _: () = assert!(core::mem::size_of::<RawChunk>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Chunk header).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawChunk, head) == 0x00);
+    assert!(offset_of!(RawChunk, seq) == 0x18);
+    assert!(offset_of!(RawChunk, stripe) == 0x20);
+    assert!(offset_of!(RawChunk, tag) == 0x28);
+    assert!(offset_of!(RawChunk, k) == 0x30);
+    assert!(offset_of!(RawChunk, m) == 0x31);
+    assert!(offset_of!(RawChunk, index) == 0x32);
+    assert!(offset_of!(RawChunk, reserved) == 0x33);
+    assert!(offset_of!(RawChunk, chunk_blocks) == 0x34);
+    assert!(offset_of!(RawChunk, data_crc) == 0x38);
+    assert!(offset_of!(RawChunk, reserved2) == 0x3c);
+};
 
 /// What a chunk header says.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

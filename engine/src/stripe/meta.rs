@@ -89,6 +89,33 @@ struct RawHeader {
 /// Bytes of the header.
 pub const HEADER_SIZE: usize = 0x100;
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Store header).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x000);
+    assert!(offset_of!(RawHeader, generation) == 0x018);
+    assert!(offset_of!(RawHeader, uuid) == 0x020);
+    assert!(offset_of!(RawHeader, member) == 0x030);
+    assert!(offset_of!(RawHeader, nr_members) == 0x034);
+    assert!(offset_of!(RawHeader, k) == 0x038);
+    assert!(offset_of!(RawHeader, m) == 0x03c);
+    assert!(offset_of!(RawHeader, chunk_blocks) == 0x040);
+    assert!(offset_of!(RawHeader, pad) == 0x044);
+    assert!(offset_of!(RawHeader, area_start) == 0x048);
+    assert!(offset_of!(RawHeader, meta_blocks) == 0x050);
+    assert!(offset_of!(RawHeader, slots) == 0x058);
+    assert!(offset_of!(RawHeader, nr_stripes) == 0x060);
+    assert!(offset_of!(RawHeader, map_generation) == 0x068);
+    assert!(offset_of!(RawHeader, map_copy) == 0x070);
+    assert!(offset_of!(RawHeader, map_crc) == 0x074);
+    assert!(offset_of!(RawHeader, map_free) == 0x078);
+    assert!(offset_of!(RawHeader, seq_limit) == 0x080);
+    assert!(offset_of!(RawHeader, rebuild_member) == 0x088);
+    assert!(offset_of!(RawHeader, pad2) == 0x08c);
+    assert!(offset_of!(RawHeader, rebuild_cursor) == 0x090);
+    assert!(offset_of!(RawHeader, reserved) == 0x098);
+    assert!(offset_of!(RawHeader, states) == 0x0c0);
+};
 
 /// The decoded store header.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
