@@ -280,7 +280,10 @@ impl NodeData {
     pub fn decode(&mut self, buf: &[u8], addr: PAddr, tree: u32) -> Result {
         let block = addr.error_block();
         let hdr = check_header(buf, addr)?;
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let (level, n) = (hdr.level.get(), hdr.nr_entries.get() as usize);
         let leaf = hdr.head.magic.get() == LEAF_MAGIC;
         if hdr.tree.get() != tree {
@@ -307,7 +310,10 @@ impl NodeData {
     }
 
     fn decode_leaf(&mut self, buf: &[u8], n: usize, block: u64) -> Result {
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let raw = RawLeaf::ref_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
         if n > LEAF_CAPACITY {
             return Err(corrupt("btree leaf entry count"));
@@ -320,12 +326,12 @@ impl NodeData {
         let mut next_free = 0u64;
         for (i, e) in raw.entries[..n].iter().enumerate() {
             let ext = Extent {
-                paddr: PAddr::from_raw(e.paddr.get(), block)?,
+                paddr: PAddr::from_raw(e.paddr.get(), Some(block))?,
                 len: e.len.get(),
                 csum: e.csum.get(),
                 flags: e.flags.get(),
             };
-            ext.validate(block)?;
+            ext.validate(Some(block))?;
             let lba = e.lba.get();
             if e.reserved.get() != 0 || (i > 0 && lba < next_free) {
                 return Err(corrupt("btree leaf entry order"));
@@ -340,7 +346,10 @@ impl NodeData {
     }
 
     fn decode_internal(&mut self, buf: &[u8], n: usize, block: u64) -> Result {
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let raw = RawInternal::ref_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
         if n == 0 || n > INTERNAL_CAPACITY {
             return Err(corrupt("btree internal entry count"));
@@ -360,7 +369,7 @@ impl NodeData {
             }
             self.keys.push(key, GFP_KERNEL)?;
             self.children
-                .push(PAddr::from_raw(e.child.get(), block)?, GFP_KERNEL)?;
+                .push(PAddr::from_raw(e.child.get(), Some(block))?, GFP_KERNEL)?;
         }
         Ok(())
     }
@@ -579,7 +588,13 @@ mod tests {
             reseal(&mut bad);
             let r = node.decode(&bad, a, 1);
             assert!(
-                matches!(r, Err(Error::Corrupt { block: 77, .. })),
+                matches!(
+                    r,
+                    Err(Error::Corrupt {
+                        block: Some(77),
+                        ..
+                    })
+                ),
                 "byte {at:#x}: {r:?}"
             );
         }

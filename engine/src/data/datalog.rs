@@ -124,7 +124,10 @@ pub fn encode(entry: &Entry, block: u64, tag: u64, out: &mut [u8]) -> Result {
 pub fn decode(buf: &[u8], block: u64, tag: u64) -> Result<Entry> {
     LOG_HEADER.check(buf, block, block)?;
     let (raw, rest) = RawEntry::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-    let corrupt = |what| Error::Corrupt { block, what };
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
+    };
     if raw.volume_tag.get() != tag {
         return Err(corrupt("data log entry of another volume"));
     }

@@ -84,7 +84,7 @@ impl Role {
             1 => Ok(Role::Performance),
             2 => Ok(Role::Capacity),
             _ => Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "superblock role",
             }),
         }
@@ -257,7 +257,10 @@ impl Superblock {
         SUPERBLOCK.check(buf, block, block)?;
         let (raw, reserved) =
             RawSuperblock::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         if raw.block_size.get() as usize != BLOCK_SIZE {
             return Err(corrupt("superblock block size"));
         }
@@ -404,7 +407,7 @@ mod tests {
             assert!(
                 matches!(
                     Superblock::decode(&buf, 0),
-                    Err(Error::Corrupt { block: 0, .. })
+                    Err(Error::Corrupt { block: Some(0), .. })
                 ),
                 "byte {offset:#x} = {value} accepted"
             );

@@ -181,7 +181,10 @@ pub fn verify(buf: &[u8], block: u64, tag: u64) -> Result<BlockInfo> {
     let hdr = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let corrupt = |what| Error::Corrupt { block, what };
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
+    };
     if hdr.volume_tag.get() != tag {
         return Err(corrupt("WAL block of another volume"));
     }

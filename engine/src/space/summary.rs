@@ -164,7 +164,10 @@ pub fn verify(buf: &[u8], block: u64, id: PageId, max_generation: u64) -> Result
     let hdr = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let corrupt = |what| Error::Corrupt { block, what };
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
+    };
     let got = PageId {
         level: hdr.level.get(),
         index: hdr.index.get(),

@@ -131,7 +131,10 @@ pub fn verify(slot: &[u8], block: u64, want: &ChunkHeader) -> Result<u64> {
     let raw = RawChunk::read_from_prefix(hdr)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let corrupt = |what| Error::Corrupt { block, what };
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
+    };
     if raw.tag.get() != want.tag {
         return Err(corrupt("chunk of another store"));
     }

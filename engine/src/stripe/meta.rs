@@ -189,7 +189,10 @@ pub fn decode(buf: &[u8], block: u64) -> Result<StoreHeader> {
     let raw = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let corrupt = |what| Error::Corrupt { block, what };
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
+    };
     let geom = StripeGeometry::with_slots(
         raw.k.get(),
         raw.m.get(),
