@@ -40,8 +40,9 @@ pub enum Error {
     },
     /// A field is out of its valid range.
     Corrupt {
-        /// Block number read, or `u64::MAX` when not block-specific.
-        block: u64,
+        /// Block number read; `None` when no one block is at fault (a
+        /// count, a record sequence, a stripe that cannot be rebuilt).
+        block: Option<u64>,
         /// Which field or rule.
         what: &'static str,
     },
@@ -101,7 +102,11 @@ impl core::fmt::Display for Error {
                 write!(f, "block {block}: claims to be block {recorded}")
             }
             Error::BadVersion { found } => write!(f, "unsupported format version {found}"),
-            Error::Corrupt { block, what } => write!(f, "block {block}: corrupt {what}"),
+            Error::Corrupt {
+                block: Some(block),
+                what,
+            } => write!(f, "block {block}: corrupt {what}"),
+            Error::Corrupt { block: None, what } => write!(f, "corrupt {what}"),
             Error::InvalidArgument => write!(f, "invalid argument"),
             Error::NoSpace => write!(f, "no space left"),
             Error::ReadOnly => write!(f, "device failed, read-only"),

@@ -57,7 +57,7 @@ fn read_root(dev: &mut MemDevice) -> (u64, PAddr) {
         let gen = u64::from_le_bytes(buf[4..12].try_into().unwrap());
         let raw = u64::from_le_bytes(buf[12..20].try_into().unwrap());
         if best.is_none_or(|(g, _)| gen > g) {
-            best = Some((gen, PAddr::from_raw(raw, b).unwrap()));
+            best = Some((gen, PAddr::from_raw(raw, Some(b)).unwrap()));
         }
     }
     best.expect("no valid root block")

@@ -182,7 +182,7 @@ fn up_to_m_lost_members_lose_nothing_and_more_make_the_store_read_only() {
         match read(&mut store, *s) {
             Ok(got) => assert_eq!(&got, data),
             Err(Error::Corrupt { block, .. }) => {
-                assert_eq!(block, PAddr::stripe(*s, 0).unwrap().to_raw());
+                assert_eq!(block, Some(PAddr::stripe(*s, 0).unwrap().to_raw()));
                 bad += 1;
             }
             Err(e) => panic!("stripe {s}: {e:?}"),

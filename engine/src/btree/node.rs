@@ -13,9 +13,8 @@
 //! torn one), version (`BadVersion`), then every field (`Corrupt`).
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
-use crate::format::crc32c::crc32c;
-use crate::format::superblock::{BLOCK_SIZE, FORMAT_VERSION};
+use crate::format::superblock::BLOCK_SIZE;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::paddr::PAddr;
 use crate::kcompat::{KVec, GFP_KERNEL};
 use crate::map::extent::Extent;
@@ -27,6 +26,12 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const LEAF_MAGIC: u64 = u64::from_le_bytes(*b"VTBTLEAF");
 /// `"VTBTNODE"` read as a little-endian `u64`: magic of internal nodes.
 pub const INTERNAL_MAGIC: u64 = u64::from_le_bytes(*b"VTBTNODE");
+/// The leaf's validator.
+pub const LEAF: BlockKind = BlockKind { magic: LEAF_MAGIC };
+/// The internal node's validator.
+pub const INTERNAL: BlockKind = BlockKind {
+    magic: INTERNAL_MAGIC,
+};
 /// Tree id of the LBA map.
 pub const TREE_LBA_MAP: u32 = 1;
 /// Bytes of the node header.
@@ -43,14 +48,9 @@ pub const MAX_HEIGHT: usize = 16;
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawHeader {
-    /// 0x00: CRC32C of bytes 0x004..0x1000 of the block.
-    checksum: U32,
-    /// 0x04: [`FORMAT_VERSION`].
-    version: U32,
-    /// 0x08: [`LEAF_MAGIC`] or [`INTERNAL_MAGIC`].
-    magic: U64,
-    /// 0x10: the node's own [`PAddr`], raw (catches misdirected writes).
-    location: U64,
+    /// 0x00: checksum, version, [`LEAF_MAGIC`] or [`INTERNAL_MAGIC`], the
+    /// node's own [`PAddr`], raw (catches misdirected writes).
+    head: BlockHeader,
     /// 0x18: checkpoint generation in which the node was last written.
     generation: U64,
     /// 0x20: tree id ([`TREE_LBA_MAP`]).
@@ -112,6 +112,40 @@ const _: () = assert!(core::mem::size_of::<RawLeafEntry>() == 32);
 const _: () = assert!(core::mem::size_of::<RawInternalEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<RawLeaf>() == BLOCK_SIZE);
 const _: () = assert!(core::mem::size_of::<RawInternal>() == BLOCK_SIZE);
+// The offsets `doc/FORMAT.md` gives (B-tree nodes: header, entries).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, generation) == 0x18);
+    assert!(offset_of!(RawHeader, tree) == 0x20);
+    assert!(offset_of!(RawHeader, level) == 0x24);
+    assert!(offset_of!(RawHeader, nr_entries) == 0x26);
+    assert!(offset_of!(RawHeader, reserved) == 0x28);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawLeafEntry, lba) == 0x00);
+    assert!(offset_of!(RawLeafEntry, paddr) == 0x08);
+    assert!(offset_of!(RawLeafEntry, len) == 0x10);
+    assert!(offset_of!(RawLeafEntry, csum) == 0x14);
+    assert!(offset_of!(RawLeafEntry, flags) == 0x18);
+    assert!(offset_of!(RawLeafEntry, reserved) == 0x1c);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawInternalEntry, key) == 0x00);
+    assert!(offset_of!(RawInternalEntry, child) == 0x08);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawLeaf, hdr) == 0x000);
+    assert!(offset_of!(RawLeaf, entries) == 0x040);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawInternal, hdr) == 0x000);
+    assert!(offset_of!(RawInternal, entries) == 0x040);
+};
 
 /// A decoded node. Leaves use `keys` + `extents`, internal nodes `keys` +
 /// `children`; `keys` is strictly increasing.
@@ -177,16 +211,10 @@ impl NodeData {
     /// Encodes the node into `buf` (one block).
     pub fn encode(&self, buf: &mut [u8]) -> Result {
         let addr = self.addr.ok_or(Error::InvalidArgument)?;
+        let buf: &mut [u8; BLOCK_SIZE] = buf.try_into().map_err(|_| Error::InvalidArgument)?;
         buf.fill(0);
         let hdr = RawHeader {
-            checksum: U32::new(0),
-            version: U32::new(FORMAT_VERSION),
-            magic: U64::new(if self.is_leaf() {
-                LEAF_MAGIC
-            } else {
-                INTERNAL_MAGIC
-            }),
-            location: U64::new(addr.to_raw()),
+            head: BlockHeader::UNSEALED,
             generation: U64::new(self.generation),
             tree: U32::new(self.tree),
             level: U16::new(u16::from(self.level)),
@@ -195,11 +223,11 @@ impl NodeData {
         };
         if self.is_leaf() {
             self.encode_leaf(hdr, buf)?;
+            LEAF.seal(buf, addr.to_raw());
         } else {
             self.encode_internal(hdr, buf)?;
+            INTERNAL.seal(buf, addr.to_raw());
         }
-        let sum = crc32c(&buf[4..]);
-        buf[..4].copy_from_slice(&sum.to_le_bytes());
         Ok(())
     }
 
@@ -252,9 +280,12 @@ impl NodeData {
     pub fn decode(&mut self, buf: &[u8], addr: PAddr, tree: u32) -> Result {
         let block = addr.error_block();
         let hdr = check_header(buf, addr)?;
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let (level, n) = (hdr.level.get(), hdr.nr_entries.get() as usize);
-        let leaf = hdr.magic.get() == LEAF_MAGIC;
+        let leaf = hdr.head.magic.get() == LEAF_MAGIC;
         if hdr.tree.get() != tree {
             return Err(corrupt("btree node tree id"));
         }
@@ -279,7 +310,10 @@ impl NodeData {
     }
 
     fn decode_leaf(&mut self, buf: &[u8], n: usize, block: u64) -> Result {
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let raw = RawLeaf::ref_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
         if n > LEAF_CAPACITY {
             return Err(corrupt("btree leaf entry count"));
@@ -292,12 +326,12 @@ impl NodeData {
         let mut next_free = 0u64;
         for (i, e) in raw.entries[..n].iter().enumerate() {
             let ext = Extent {
-                paddr: PAddr::from_raw(e.paddr.get(), block)?,
+                paddr: PAddr::from_raw(e.paddr.get(), Some(block))?,
                 len: e.len.get(),
                 csum: e.csum.get(),
                 flags: e.flags.get(),
             };
-            ext.validate(block)?;
+            ext.validate(Some(block))?;
             let lba = e.lba.get();
             if e.reserved.get() != 0 || (i > 0 && lba < next_free) {
                 return Err(corrupt("btree leaf entry order"));
@@ -312,7 +346,10 @@ impl NodeData {
     }
 
     fn decode_internal(&mut self, buf: &[u8], n: usize, block: u64) -> Result {
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let raw = RawInternal::ref_from_bytes(buf).map_err(|_| Error::InvalidArgument)?;
         if n == 0 || n > INTERNAL_CAPACITY {
             return Err(corrupt("btree internal entry count"));
@@ -332,7 +369,7 @@ impl NodeData {
             }
             self.keys.push(key, GFP_KERNEL)?;
             self.children
-                .push(PAddr::from_raw(e.child.get(), block)?, GFP_KERNEL)?;
+                .push(PAddr::from_raw(e.child.get(), Some(block))?, GFP_KERNEL)?;
         }
         Ok(())
     }
@@ -349,21 +386,12 @@ impl RawLeafEntry {
     }
 }
 
-/// Checks magic, checksum, location and version of a node block.
+/// Checks magic, checksum, location and version of a node block, as a
+/// leaf if it carries the leaf magic, else as an internal node.
 fn check_header(buf: &[u8], addr: PAddr) -> Result<&RawHeader> {
-    let block = addr.error_block();
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
+    let kind = if LEAF.magic_of(buf) { LEAF } else { INTERNAL };
+    kind.check(buf, addr.error_block(), addr.to_raw())?;
     let (hdr, _) = RawHeader::ref_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-    let magic = hdr.magic.get();
-    let header = Header {
-        magic_ok: magic == LEAF_MAGIC || magic == INTERNAL_MAGIC,
-        checksum: hdr.checksum.get(),
-        location: hdr.location.get(),
-        version: hdr.version.get(),
-    };
-    block_check::check(buf, block, addr.to_raw(), header)?;
     Ok(hdr)
 }
 
@@ -458,6 +486,7 @@ impl NodeData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crc32c::crc32c;
     use crate::map::extent::EXTENT_CSUM;
 
     fn leaf(addr: PAddr) -> NodeData {
@@ -559,7 +588,13 @@ mod tests {
             reseal(&mut bad);
             let r = node.decode(&bad, a, 1);
             assert!(
-                matches!(r, Err(Error::Corrupt { block: 77, .. })),
+                matches!(
+                    r,
+                    Err(Error::Corrupt {
+                        block: Some(77),
+                        ..
+                    })
+                ),
                 "byte {at:#x}: {r:?}"
             );
         }

@@ -206,7 +206,7 @@ impl<S: NodeStore> NodeTm<S> {
         self.reads.set(self.reads.get() + 1);
         if node.generation > self.generation {
             return Err(Error::Corrupt {
-                block: addr.error_block(),
+                block: Some(addr.error_block()),
                 what: "btree node from a future generation",
             });
         }
@@ -226,7 +226,7 @@ impl<S: NodeStore> NodeTm<S> {
             if let Some(n) = cache.peek(addr) {
                 if n.tree != tree {
                     return Err(Error::Corrupt {
-                        block: addr.error_block(),
+                        block: Some(addr.error_block()),
                         what: "btree node tree id",
                     });
                 }

@@ -182,7 +182,7 @@ impl<S: NodeStore> RangeMap<Extent> for WriteTree<'_, S> {
 impl<S: NodeStore> WriteTree<'_, S> {
     /// Maps `lba..lba + ext.len` to `ext` (write or overwrite).
     pub fn map(&mut self, lba: u64, ext: Extent) -> Result {
-        ext.validate(u64::MAX).map_err(|_| Error::InvalidArgument)?;
+        ext.validate(None).map_err(|_| Error::InvalidArgument)?;
         overlay(self, lba, ext)
     }
 

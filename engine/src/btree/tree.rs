@@ -83,7 +83,7 @@ pub fn create<S: NodeStore>(tm: &mut NodeTm<S>, cfg: &BTreeConfig) -> Result<PAd
 
 pub(crate) fn corrupt(node: &NodeData, what: &'static str) -> Error {
     Error::Corrupt {
-        block: node.addr.map_or(u64::MAX, |a| a.error_block()),
+        block: node.addr.map(|a| a.error_block()),
         what,
     }
 }
@@ -175,7 +175,7 @@ impl<'a, S: NodeStore> ReadTree<'a, S> {
             }
         }
         Err(Error::Corrupt {
-            block: self.root.error_block(),
+            block: Some(self.root.error_block()),
             what: "btree deeper than its levels",
         })
     }

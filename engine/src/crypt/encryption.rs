@@ -117,7 +117,7 @@ impl Encryption {
             CIPHER_NONE if tweak == [0; TWEAK_SIZE] && kcv == [0; KCV_SIZE] => Ok(Encryption::None),
             CIPHER_AES_256_XTS => Ok(Encryption::AesXts { tweak, kcv }),
             _ => Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "encryption parameters",
             }),
         }
@@ -214,7 +214,7 @@ mod tests {
         let (c, t, k) = Encryption::None.to_raw();
         assert_eq!(Encryption::from_raw(c, t, k, 0), Ok(Encryption::None));
         let corrupt = Err(Error::Corrupt {
-            block: 1,
+            block: Some(1),
             what: "encryption parameters",
         });
         assert_eq!(Encryption::from_raw(2, t, k, 1), corrupt);

@@ -20,9 +20,8 @@
 //! WAL's is.
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
 use crate::format::crc32c::crc32c;
-use crate::format::superblock::FORMAT_VERSION;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::device::BLOCK_SIZE;
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -36,19 +35,16 @@ pub const MAX_ENTRY_BLOCKS: u32 = 256;
 pub const ENTRY_ENCRYPTED: u32 = 1 << 0;
 /// Every entry flag this format version knows.
 const KNOWN_FLAGS: u32 = ENTRY_ENCRYPTED;
+/// The entry header's validator.
+pub const LOG_HEADER: BlockKind = BlockKind { magic: MAGIC };
 
 /// Header block of an entry: these 64 bytes, little-endian, then zeros.
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawEntry {
-    /// 0x00: CRC32C of bytes 0x04 .. 0x1000 of the block.
-    checksum: U32,
-    /// 0x04: format version.
-    version: U32,
-    /// 0x08: [`MAGIC`].
-    magic: U64,
-    /// 0x10: this header block's own block number.
-    block_nr: U64,
+    /// 0x00: checksum, version, [`MAGIC`], this header block's own block
+    /// number.
+    head: BlockHeader,
     /// 0x18: sequence number of the redo record that maps the entry.
     seq: U64,
     /// 0x20: first logical block.
@@ -69,6 +65,18 @@ struct RawEntry {
 /// Size of [`RawEntry`].
 pub const HEADER_SIZE: usize = 0x40;
 const _: () = assert!(core::mem::size_of::<RawEntry>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Data log entries, header block).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawEntry, head) == 0x00);
+    assert!(offset_of!(RawEntry, seq) == 0x18);
+    assert!(offset_of!(RawEntry, lba) == 0x20);
+    assert!(offset_of!(RawEntry, nr_blocks) == 0x28);
+    assert!(offset_of!(RawEntry, key_id) == 0x2c);
+    assert!(offset_of!(RawEntry, data_crc) == 0x30);
+    assert!(offset_of!(RawEntry, flags) == 0x34);
+    assert!(offset_of!(RawEntry, volume_tag) == 0x38);
+};
 
 /// A decoded, verified entry header.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -90,18 +98,13 @@ pub struct Entry {
 /// Encodes the header of `entry`, to be written at block `block` of a
 /// volume with tag `tag`, into `out`.
 pub fn encode(entry: &Entry, block: u64, tag: u64, out: &mut [u8]) -> Result {
-    if out.len() != BLOCK_SIZE
-        || entry.nr_blocks == 0
-        || entry.nr_blocks > MAX_ENTRY_BLOCKS
-        || entry.flags & !KNOWN_FLAGS != 0
+    let out: &mut [u8; BLOCK_SIZE] = out.try_into().map_err(|_| Error::InvalidArgument)?;
+    if entry.nr_blocks == 0 || entry.nr_blocks > MAX_ENTRY_BLOCKS || entry.flags & !KNOWN_FLAGS != 0
     {
         return Err(Error::InvalidArgument);
     }
     let raw = RawEntry {
-        checksum: U32::new(0),
-        version: U32::new(FORMAT_VERSION),
-        magic: U64::new(MAGIC),
-        block_nr: U64::new(block),
+        head: BlockHeader::UNSEALED,
         seq: U64::new(entry.seq),
         lba: U64::new(entry.lba),
         nr_blocks: U32::new(entry.nr_blocks),
@@ -112,26 +115,19 @@ pub fn encode(entry: &Entry, block: u64, tag: u64, out: &mut [u8]) -> Result {
     };
     out.fill(0);
     out[..HEADER_SIZE].copy_from_slice(raw.as_bytes());
-    let sum = crc32c(&out[4..]);
-    out[..4].copy_from_slice(&sum.to_le_bytes());
+    LOG_HEADER.seal(out, block);
     Ok(())
 }
 
 /// Verifies the header block `buf` read from `block` of a volume with tag
 /// `tag`: checksum, magic, location, version, tag, ranges, zero padding.
 pub fn decode(buf: &[u8], block: u64, tag: u64) -> Result<Entry> {
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
+    LOG_HEADER.check(buf, block, block)?;
     let (raw, rest) = RawEntry::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-    let header = Header {
-        magic_ok: raw.magic.get() == MAGIC,
-        checksum: raw.checksum.get(),
-        location: raw.block_nr.get(),
-        version: raw.version.get(),
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
     };
-    block_check::check(buf, block, block, header)?;
-    let corrupt = |what| Error::Corrupt { block, what };
     if raw.volume_tag.get() != tag {
         return Err(corrupt("data log entry of another volume"));
     }

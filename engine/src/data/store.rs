@@ -287,7 +287,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                         let n = self.live_of(stripe)?.ok_or(Error::InvalidArgument)?;
                         let len = u32::try_from(len).map_err(|_| Error::InvalidArgument)?;
                         *n = n.checked_add(len).ok_or(Error::Corrupt {
-                            block: ext.paddr.to_raw(),
+                            block: Some(ext.paddr.to_raw()),
                             what: "stripe: more live blocks than a count holds",
                         })?;
                     }
@@ -312,7 +312,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             .and_then(|s| self.live.get_mut(s))
             .map(Some)
             .ok_or(Error::Corrupt {
-                block: stripe,
+                block: Some(stripe),
                 what: "map points at a stripe the capacity tier does not have",
             })
     }
@@ -460,7 +460,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
             Location::Stripe { .. } => {
                 let stripes = self.stripes.as_mut().ok_or(Error::Corrupt {
-                    block,
+                    block: Some(block),
                     what: "extent in a stripe, but the volume has no capacity tier",
                 })?;
                 stripes.read_paddr(ext.paddr, out)?;
@@ -468,7 +468,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
             Location::Device { .. } => {
                 return Err(Error::Corrupt {
-                    block,
+                    block: Some(block),
                     what: "extent on a capacity device outside any stripe",
                 });
             }

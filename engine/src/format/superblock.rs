@@ -16,8 +16,7 @@
 
 use crate::crypt::encryption::Encryption;
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
-use crate::format::crc32c::crc32c;
+use crate::format::validator::{BlockHeader, BlockKind};
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -32,6 +31,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"VTIERSB\0");
 pub const COPIES: [u64; 2] = [0, 1];
 /// Opaque root slots kept for the layers above (B-tree roots, counters).
 pub const NR_ROOTS: usize = 16;
+/// The superblock's validator.
+pub const SUPERBLOCK: BlockKind = BlockKind { magic: MAGIC };
 
 /// Where the write-ahead log lives and where this checkpoint's part of it
 /// starts (performance device only; all zero on capacity devices).
@@ -83,7 +84,7 @@ impl Role {
             1 => Ok(Role::Performance),
             2 => Ok(Role::Capacity),
             _ => Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "superblock role",
             }),
         }
@@ -94,14 +95,9 @@ impl Role {
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawSuperblock {
-    /// 0x000: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x004: [`FORMAT_VERSION`].
-    version: U32,
-    /// 0x008: [`MAGIC`].
-    magic: U64,
-    /// 0x010: this copy's own block number (catches misdirected writes).
-    block_nr: U64,
+    /// 0x000: checksum, version, [`MAGIC`], this copy's own block number
+    /// (catches misdirected writes).
+    head: BlockHeader,
     /// 0x018: commit generation; the newer valid copy wins.
     generation: U64,
     /// 0x020: UUID shared by every member of one volume set.
@@ -158,6 +154,35 @@ struct RawSuperblock {
 /// a kernel stack.)
 const RAW_SIZE: usize = 0x150;
 const _: () = assert!(core::mem::size_of::<RawSuperblock>() == RAW_SIZE);
+// The offsets `doc/FORMAT.md` gives (Superblock).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawSuperblock, head) == 0x000);
+    assert!(offset_of!(RawSuperblock, generation) == 0x018);
+    assert!(offset_of!(RawSuperblock, volume_uuid) == 0x020);
+    assert!(offset_of!(RawSuperblock, device_uuid) == 0x030);
+    assert!(offset_of!(RawSuperblock, block_size) == 0x040);
+    assert!(offset_of!(RawSuperblock, role) == 0x044);
+    assert!(offset_of!(RawSuperblock, nr_blocks) == 0x048);
+    assert!(offset_of!(RawSuperblock, device_index) == 0x050);
+    assert!(offset_of!(RawSuperblock, nr_devices) == 0x054);
+    assert!(offset_of!(RawSuperblock, wal_start) == 0x058);
+    assert!(offset_of!(RawSuperblock, wal_blocks) == 0x060);
+    assert!(offset_of!(RawSuperblock, wal_tail) == 0x068);
+    assert!(offset_of!(RawSuperblock, wal_tail_seq) == 0x070);
+    assert!(offset_of!(RawSuperblock, map_copy0) == 0x078);
+    assert!(offset_of!(RawSuperblock, map_copy1) == 0x080);
+    assert!(offset_of!(RawSuperblock, map_blocks) == 0x088);
+    assert!(offset_of!(RawSuperblock, map_crc) == 0x090);
+    assert!(offset_of!(RawSuperblock, pad) == 0x094);
+    assert!(offset_of!(RawSuperblock, free_blocks) == 0x098);
+    assert!(offset_of!(RawSuperblock, data_start) == 0x0a0);
+    assert!(offset_of!(RawSuperblock, roots) == 0x0a8);
+    assert!(offset_of!(RawSuperblock, cipher) == 0x128);
+    assert!(offset_of!(RawSuperblock, pad2) == 0x12c);
+    assert!(offset_of!(RawSuperblock, tweak) == 0x130);
+    assert!(offset_of!(RawSuperblock, kcv) == 0x140);
+};
 
 /// A decoded, verified superblock.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -193,10 +218,7 @@ impl Superblock {
     pub fn encode(&self, block: u64, out: &mut [u8; BLOCK_SIZE]) {
         let (cipher, tweak, kcv) = self.encryption.to_raw();
         let raw = RawSuperblock {
-            checksum: U32::new(0),
-            version: U32::new(FORMAT_VERSION),
-            magic: U64::new(MAGIC),
-            block_nr: U64::new(block),
+            head: BlockHeader::UNSEALED,
             generation: U64::new(self.generation),
             volume_uuid: self.volume_uuid,
             device_uuid: self.device_uuid,
@@ -224,8 +246,7 @@ impl Superblock {
         };
         out.fill(0);
         out[..RAW_SIZE].copy_from_slice(raw.as_bytes());
-        let sum = crc32c(&out[4..]);
-        out[..4].copy_from_slice(&sum.to_le_bytes());
+        SUPERBLOCK.seal(out, block);
     }
 
     /// Decodes and verifies the superblock copy read from block `block`.
@@ -233,19 +254,13 @@ impl Superblock {
     /// Checks, in order: magic (is this a vtier device at all), checksum,
     /// location, version, then every field's range.
     pub fn decode(buf: &[u8], block: u64) -> Result<Self> {
-        if buf.len() != BLOCK_SIZE {
-            return Err(Error::InvalidArgument);
-        }
+        SUPERBLOCK.check(buf, block, block)?;
         let (raw, reserved) =
             RawSuperblock::read_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
-        let header = Header {
-            magic_ok: raw.magic.get() == MAGIC,
-            checksum: raw.checksum.get(),
-            location: raw.block_nr.get(),
-            version: raw.version.get(),
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
         };
-        block_check::check(buf, block, block, header)?;
-        let corrupt = |what| Error::Corrupt { block, what };
         if raw.block_size.get() as usize != BLOCK_SIZE {
             return Err(corrupt("superblock block size"));
         }
@@ -347,6 +362,7 @@ impl Superblock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crc32c::crc32c;
 
     fn sample() -> Superblock {
         Superblock {
@@ -391,7 +407,7 @@ mod tests {
             assert!(
                 matches!(
                     Superblock::decode(&buf, 0),
-                    Err(Error::Corrupt { block: 0, .. })
+                    Err(Error::Corrupt { block: Some(0), .. })
                 ),
                 "byte {offset:#x} = {value} accepted"
             );

@@ -111,8 +111,8 @@ impl PAddr {
     }
 
     /// Decodes an address read from disk; `block` names the block it was
-    /// read from, for the error.
-    pub fn from_raw(raw: u64, block: u64) -> Result<Self> {
+    /// read from, for the error (`None` if it was not read from one block).
+    pub fn from_raw(raw: u64, block: Option<u64>) -> Result<Self> {
         let low = raw & LOW_MASK;
         let ok = match raw >> KIND_SHIFT {
             1 => true,
@@ -232,14 +232,14 @@ mod tests {
         for loc in locs {
             let a = PAddr::new(loc).unwrap();
             assert_eq!(a.location(), loc);
-            assert_eq!(PAddr::from_raw(a.to_raw(), 0), Ok(a));
+            assert_eq!(PAddr::from_raw(a.to_raw(), Some(0)), Ok(a));
         }
     }
 
     #[test]
     fn rejects_bad_raw_and_bad_fields() {
         for raw in [0, 4 << 60, 15 << 60, 2 << 60] {
-            assert!(PAddr::from_raw(raw, 9).is_err(), "{raw:#x}");
+            assert!(PAddr::from_raw(raw, Some(9)).is_err(), "{raw:#x}");
         }
         assert!(PAddr::device(0, 1).is_err());
         assert!(PAddr::perf(MAX_PERF_BLOCK + 1).is_err());

@@ -245,14 +245,14 @@ impl MetaDevice {
     /// map copy.
     fn choose(dev: &mut dyn BlockDevice, cache_pages: usize) -> Result<(Superblock, Allocator)> {
         let mut err = Error::Corrupt {
-            block: COPIES[0],
+            block: Some(COPIES[0]),
             what: "no complete checkpoint",
         };
         for sb in Self::candidates(dev)?.iter() {
             let geom = Geometry::new(sb.nr_blocks)?;
             if sb.map.blocks != geom.copy_blocks() {
                 err = Error::Corrupt {
-                    block: COPIES[(sb.generation & 1) as usize],
+                    block: Some(COPIES[(sb.generation & 1) as usize]),
                     what: "superblock map size",
                 };
                 continue;

@@ -281,7 +281,7 @@ impl Wal {
                 .is_some_and(|r| r.kind == KIND_END && r.payload == generation.to_le_bytes());
         if !ok {
             return Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "WAL end marker",
             });
         }
@@ -330,7 +330,7 @@ impl Wal {
         }
         if info.generation > self.generation {
             return Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "WAL continues past a checkpoint without superblock",
             });
         }

@@ -10,9 +10,8 @@
 //! blocks that no completed flush covered.
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
 use crate::format::crc32c::crc32c;
-use crate::format::superblock::FORMAT_VERSION;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::device::BLOCK_SIZE;
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -28,19 +27,15 @@ pub const RECORD_HEADER: usize = 16;
 pub const MAX_PAYLOAD: usize = BLOCK_SIZE - HEADER_SIZE - RECORD_HEADER;
 /// Record kind of a checkpoint end marker (payload: generation, u64 LE).
 pub const KIND_END: u8 = 0xff;
+/// The WAL block's validator.
+pub const WAL_BLOCK: BlockKind = BlockKind { magic: MAGIC };
 
 /// WAL block header, 64 bytes, little-endian.
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawHeader {
-    /// 0x00: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x04: format version.
-    version: U32,
-    /// 0x08: [`MAGIC`].
-    magic: U64,
-    /// 0x10: this block's own block number.
-    block_nr: U64,
+    /// 0x00: checksum, version, [`MAGIC`], this block's own block number.
+    head: BlockHeader,
     /// 0x18: block sequence number.
     seq: U64,
     /// 0x20: generation of the checkpoint this block follows.
@@ -75,6 +70,25 @@ struct RawRecord {
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
 const _: () = assert!(core::mem::size_of::<RawRecord>() == RECORD_HEADER);
+// The offsets `doc/FORMAT.md` gives (WAL block header, record).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, seq) == 0x18);
+    assert!(offset_of!(RawHeader, generation) == 0x20);
+    assert!(offset_of!(RawHeader, nr_records) == 0x28);
+    assert!(offset_of!(RawHeader, used) == 0x2c);
+    assert!(offset_of!(RawHeader, first_record) == 0x30);
+    assert!(offset_of!(RawHeader, volume_tag) == 0x38);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawRecord, checksum) == 0x0);
+    assert!(offset_of!(RawRecord, len) == 0x4);
+    assert!(offset_of!(RawRecord, kind) == 0x6);
+    assert!(offset_of!(RawRecord, reserved) == 0x7);
+    assert!(offset_of!(RawRecord, seq) == 0x8);
+};
 
 /// What a verified WAL block says about itself.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -140,15 +154,13 @@ pub fn put_record(buf: &mut [u8], at: usize, kind: u8, seq: u64, payload: &[u8])
 /// Fills in the header of a block whose records occupy bytes
 /// `HEADER_SIZE .. used_end`, and its checksum.
 pub fn seal(buf: &mut [u8], block: u64, info: BlockInfo, used_end: usize, tag: u64) -> Result {
-    if buf.len() != BLOCK_SIZE || !(HEADER_SIZE..=BLOCK_SIZE).contains(&used_end) {
+    let buf: &mut [u8; BLOCK_SIZE] = buf.try_into().map_err(|_| Error::InvalidArgument)?;
+    if !(HEADER_SIZE..=BLOCK_SIZE).contains(&used_end) {
         return Err(Error::InvalidArgument);
     }
     buf[used_end..].fill(0);
     let hdr = RawHeader {
-        checksum: U32::new(0),
-        version: U32::new(FORMAT_VERSION),
-        magic: U64::new(MAGIC),
-        block_nr: U64::new(block),
+        head: BlockHeader::UNSEALED,
         seq: U64::new(info.seq),
         generation: U64::new(info.generation),
         nr_records: U32::new(info.nr_records),
@@ -157,8 +169,7 @@ pub fn seal(buf: &mut [u8], block: u64, info: BlockInfo, used_end: usize, tag: u
         volume_tag: U64::new(tag),
     };
     buf[..HEADER_SIZE].copy_from_slice(hdr.as_bytes());
-    let sum = crc32c(&buf[4..]);
-    buf[..4].copy_from_slice(&sum.to_le_bytes());
+    WAL_BLOCK.seal(buf, block);
     Ok(())
 }
 
@@ -166,20 +177,14 @@ pub fn seal(buf: &mut [u8], block: u64, info: BlockInfo, used_end: usize, tag: u
 /// checksum, magic, location, version, tag, and every record (checksum,
 /// contiguous sequence numbers, zero padding and unused bytes).
 pub fn verify(buf: &[u8], block: u64, tag: u64) -> Result<BlockInfo> {
+    WAL_BLOCK.check(buf, block, block)?;
     let hdr = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
-    let header = Header {
-        magic_ok: hdr.magic.get() == MAGIC,
-        checksum: hdr.checksum.get(),
-        location: hdr.block_nr.get(),
-        version: hdr.version.get(),
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
     };
-    block_check::check(buf, block, block, header)?;
-    let corrupt = |what| Error::Corrupt { block, what };
     if hdr.volume_tag.get() != tag {
         return Err(corrupt("WAL block of another volume"));
     }

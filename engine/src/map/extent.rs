@@ -46,8 +46,9 @@ pub struct Extent {
 }
 
 impl Extent {
-    /// Checks the ranges of a caller's or a decoded extent.
-    pub fn validate(&self, block: u64) -> Result {
+    /// Checks the ranges of a caller's or a decoded extent; errors name
+    /// `block`, the block it was read from, if any.
+    pub fn validate(&self, block: Option<u64>) -> Result {
         let corrupt = |what| Error::Corrupt { block, what };
         if self.len == 0 || self.len > MAX_EXTENT_LEN {
             return Err(corrupt("extent length"));

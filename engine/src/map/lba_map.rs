@@ -85,7 +85,7 @@ fn perf_span(ext: &Extent) -> Result<Option<(u64, u32)>> {
         return Ok(Some((block, ext.len)));
     }
     let bad = Error::Corrupt {
-        block,
+        block: Some(block),
         what: "extent header position",
     };
     let start = block.checked_sub(1).ok_or(bad)?;
@@ -112,7 +112,7 @@ pub fn claim(alloc: &mut Allocator, dev: &mut dyn BlockDevice, ext: &Extent) -> 
     match alloc.reserve(dev, start, u64::from(len)) {
         Err(Error::InvalidArgument) if alloc_all(alloc, dev, start, len)? => Ok(()),
         Err(Error::InvalidArgument) => Err(Error::Corrupt {
-            block: start,
+            block: Some(start),
             what: "replayed extent partly allocated",
         }),
         r => r,
@@ -172,7 +172,7 @@ impl<D: BlockDevice> LbaMap<D> {
         // first (the tree is created then).
         let root = match vol.roots()[ROOT_SLOT_LBA_MAP] {
             0 => None,
-            raw => Some(PAddr::from_raw(raw, u64::MAX)?),
+            raw => Some(PAddr::from_raw(raw, None)?),
         };
         Self::mount(dev, vol, root, accounted)
     }

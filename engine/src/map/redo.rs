@@ -111,10 +111,7 @@ pub struct RedoHeader {
 /// Decodes and checks a record, calling `f(lba, op)` for each op.
 /// The WAL checksums records; this checks their meaning.
 pub fn decode(rec: &[u8], mut f: impl FnMut(u64, TupleOp) -> Result) -> Result<RedoHeader> {
-    let corrupt = |what| Error::Corrupt {
-        block: u64::MAX,
-        what,
-    };
+    let corrupt = |what| Error::Corrupt { block: None, what };
     let (hdr, rest) =
         RawRedoHeader::ref_from_prefix(rec).map_err(|_| corrupt("redo record size"))?;
     let n = hdr.nr_ops.get() as usize;
@@ -129,12 +126,12 @@ pub fn decode(rec: &[u8], mut f: impl FnMut(u64, TupleOp) -> Result) -> Result<R
         let t = match op.kind.get() {
             REDO_MAP => {
                 let e = Extent {
-                    paddr: PAddr::from_raw(op.paddr.get(), u64::MAX)?,
+                    paddr: PAddr::from_raw(op.paddr.get(), None)?,
                     len: op.len.get(),
                     csum: op.csum.get(),
                     flags: op.flags.get(),
                 };
-                e.validate(u64::MAX)?;
+                e.validate(None)?;
                 TupleOp::Map(e)
             }
             REDO_UNMAP

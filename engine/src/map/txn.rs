@@ -180,7 +180,7 @@ impl TxnManager {
 
     /// In `txn`, maps `lba..lba + ext.len` to `ext`.
     pub fn map(&mut self, txn: &Txn, lba: u64, ext: Extent) -> Result {
-        ext.validate(u64::MAX).map_err(|_| Error::InvalidArgument)?;
+        ext.validate(None).map_err(|_| Error::InvalidArgument)?;
         self.write(txn, lba, TupleOp::Map(ext))
     }
 
@@ -380,7 +380,7 @@ impl TxnManager {
         }
         if hdr.seq != self.last_seq + 1 || !self.active.is_empty() {
             return Err(Error::Corrupt {
-                block: u64::MAX,
+                block: None,
                 what: "redo record sequence",
             });
         }

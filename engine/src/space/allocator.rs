@@ -329,7 +329,7 @@ impl Allocator {
             let off = bitmap::find_run(buf, from, len)
                 .or_else(|| bitmap::find_run(buf, 0, len))
                 .ok_or(Error::Corrupt {
-                    block: u64::MAX,
+                    block: None,
                     what: "bitmap summary promises a run the page lacks",
                 })?;
             Ok((off, Self::take_bits(buf, off, len, old)))
@@ -431,7 +431,7 @@ impl Allocator {
             .any(|w| w[0].0 + u64::from(w[0].1) > w[1].0);
         if double {
             return Err(Error::Corrupt {
-                block: u64::MAX,
+                block: None,
                 what: "block freed twice in one generation",
             });
         }

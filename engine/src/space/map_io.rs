@@ -117,13 +117,13 @@ impl Allocator {
         mark_tail(self.geom.nr_blocks, page, &mut tail);
         if tail[..] != buf[..] {
             return Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "bitmap bits past the device end",
             });
         }
         if pack(bitmap::summarize(buf)) != self.leaf[page as usize] {
             return Err(Error::Corrupt {
-                block,
+                block: Some(block),
                 what: "bitmap page disagrees with its summary",
             });
         }
@@ -160,7 +160,7 @@ impl Allocator {
         }
         if a.free_blocks() != root.free {
             return Err(Error::Corrupt {
-                block: u64::MAX,
+                block: None,
                 what: "allocation map free count",
             });
         }
@@ -170,7 +170,10 @@ impl Allocator {
     /// Records the entries of verified summary page (`k`, `j`) as the
     /// children's totals and CRCs, checking them against the page's own total.
     fn take_entries(&mut self, buf: &[u8], block: u64, k: usize, j: u32) -> Result {
-        let corrupt = |what| Error::Corrupt { block, what };
+        let corrupt = |what| Error::Corrupt {
+            block: Some(block),
+            what,
+        };
         let mut total = PageSummary::default();
         for (n, c) in self.geom.children(k, j).enumerate() {
             let e = summary::entry(buf, n as u32);
@@ -413,7 +416,7 @@ impl Allocator {
             mark_tail(layout.nr_blocks, p, &mut tail);
             if tail[..] != buf[..] {
                 return Err(Error::Corrupt {
-                    block,
+                    block: Some(block),
                     what: "bitmap bits past the device end",
                 });
             }

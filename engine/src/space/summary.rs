@@ -13,9 +13,8 @@
 //! verifies from the superblock down.
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
 use crate::format::crc32c::crc32c;
-use crate::format::superblock::FORMAT_VERSION;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::device::BLOCK_SIZE;
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -29,19 +28,15 @@ pub const HEADER_SIZE: usize = 0x40;
 pub const ENTRY_SIZE: usize = 16;
 /// Entries per summary page.
 pub const FANOUT: u32 = ((BLOCK_SIZE - HEADER_SIZE) / ENTRY_SIZE) as u32;
+/// The summary page's validator.
+pub const SUMMARY_PAGE: BlockKind = BlockKind { magic: MAGIC };
 
 /// Header of a summary page, 64 bytes, little-endian.
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawHeader {
-    /// 0x00: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x04: format version.
-    version: U32,
-    /// 0x08: [`MAGIC`].
-    magic: U64,
-    /// 0x10: this page's own block number.
-    block_nr: U64,
+    /// 0x00: checksum, version, [`MAGIC`], this page's own block number.
+    head: BlockHeader,
     /// 0x18: checkpoint generation that wrote this page.
     generation: U64,
     /// 0x20: level in the tree (1 = summarises bitmap pages).
@@ -72,6 +67,24 @@ struct RawEntry {
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
 const _: () = assert!(core::mem::size_of::<RawEntry>() == ENTRY_SIZE);
+// The offsets `doc/FORMAT.md` gives (Summary page header, entry).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x00);
+    assert!(offset_of!(RawHeader, generation) == 0x18);
+    assert!(offset_of!(RawHeader, level) == 0x20);
+    assert!(offset_of!(RawHeader, index) == 0x24);
+    assert!(offset_of!(RawHeader, nr_entries) == 0x28);
+    assert!(offset_of!(RawHeader, copy) == 0x2c);
+    assert!(offset_of!(RawHeader, reserved) == 0x30);
+};
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawEntry, crc) == 0x0);
+    assert!(offset_of!(RawEntry, free) == 0x4);
+    assert!(offset_of!(RawEntry, longest) == 0x8);
+    assert!(offset_of!(RawEntry, reserved) == 0xc);
+};
 
 /// A decoded entry.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -114,10 +127,8 @@ pub fn encode(
     entries: &[Entry],
     out: &mut [u8],
 ) -> Result {
-    if out.len() != BLOCK_SIZE
-        || entries.len() != id.nr_entries as usize
-        || entries.len() > FANOUT as usize
-    {
+    let out: &mut [u8; BLOCK_SIZE] = out.try_into().map_err(|_| Error::InvalidArgument)?;
+    if entries.len() != id.nr_entries as usize || entries.len() > FANOUT as usize {
         return Err(Error::InvalidArgument);
     }
     out.fill(0);
@@ -132,10 +143,7 @@ pub fn encode(
         out[off..off + ENTRY_SIZE].copy_from_slice(raw.as_bytes());
     }
     let hdr = RawHeader {
-        checksum: U32::new(0),
-        version: U32::new(FORMAT_VERSION),
-        magic: U64::new(MAGIC),
-        block_nr: U64::new(block),
+        head: BlockHeader::UNSEALED,
         generation: U64::new(generation),
         level: U32::new(id.level),
         index: U32::new(id.index),
@@ -144,8 +152,7 @@ pub fn encode(
         reserved: [0; 16],
     };
     out[..HEADER_SIZE].copy_from_slice(hdr.as_bytes());
-    let sum = crc32c(&out[4..]);
-    out[..4].copy_from_slice(&sum.to_le_bytes());
+    SUMMARY_PAGE.seal(out, block);
     Ok(())
 }
 
@@ -153,20 +160,14 @@ pub fn encode(
 /// version, that it is page `id`, written no later than `max_generation`,
 /// with zero reserved bytes and unused entries, and sane entries.
 pub fn verify(buf: &[u8], block: u64, id: PageId, max_generation: u64) -> Result {
+    SUMMARY_PAGE.check(buf, block, block)?;
     let hdr = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
-    let header = Header {
-        magic_ok: hdr.magic.get() == MAGIC,
-        checksum: hdr.checksum.get(),
-        location: hdr.block_nr.get(),
-        version: hdr.version.get(),
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
     };
-    block_check::check(buf, block, block, header)?;
-    let corrupt = |what| Error::Corrupt { block, what };
     let got = PageId {
         level: hdr.level.get(),
         index: hdr.index.get(),

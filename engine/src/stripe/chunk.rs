@@ -11,9 +11,8 @@
 //! reader expects, and its data matches the CRC.
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
 use crate::format::crc32c::crc32c;
-use crate::format::superblock::FORMAT_VERSION;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::device::BLOCK_SIZE;
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -23,19 +22,16 @@ use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"VTCHUNK\0");
 /// Bytes of the header; the rest of the block is zero.
 pub const HEADER_SIZE: usize = 0x40;
+/// The chunk header's validator.
+pub const CHUNK_HEADER: BlockKind = BlockKind { magic: MAGIC };
 
 /// Chunk header, 64 bytes, little-endian.
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawChunk {
-    /// 0x00: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x04: format version.
-    version: U32,
-    /// 0x08: [`MAGIC`].
-    magic: U64,
-    /// 0x10: block number of this header on its member.
-    block_nr: U64,
+    /// 0x00: checksum, version, [`MAGIC`], the block number of this header
+    /// on its member.
+    head: BlockHeader,
     /// 0x18: write sequence number of the stripe (≥ 1).
     seq: U64,
     /// 0x20: stripe id.
@@ -59,6 +55,21 @@ struct RawChunk {
 }
 
 const _: () = assert!(core::mem::size_of::<RawChunk>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Chunk header).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawChunk, head) == 0x00);
+    assert!(offset_of!(RawChunk, seq) == 0x18);
+    assert!(offset_of!(RawChunk, stripe) == 0x20);
+    assert!(offset_of!(RawChunk, tag) == 0x28);
+    assert!(offset_of!(RawChunk, k) == 0x30);
+    assert!(offset_of!(RawChunk, m) == 0x31);
+    assert!(offset_of!(RawChunk, index) == 0x32);
+    assert!(offset_of!(RawChunk, reserved) == 0x33);
+    assert!(offset_of!(RawChunk, chunk_blocks) == 0x34);
+    assert!(offset_of!(RawChunk, data_crc) == 0x38);
+    assert!(offset_of!(RawChunk, reserved2) == 0x3c);
+};
 
 /// What a chunk header says.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -85,12 +96,11 @@ pub fn seal(slot: &mut [u8], block: u64, h: &ChunkHeader) -> Result {
     if slot.len() != (h.chunk_blocks as usize + 1) * BLOCK_SIZE {
         return Err(Error::InvalidArgument);
     }
-    let (hdr, data) = slot.split_at_mut(BLOCK_SIZE);
+    let (hdr, data) = slot
+        .split_first_chunk_mut::<BLOCK_SIZE>()
+        .ok_or(Error::InvalidArgument)?;
     let raw = RawChunk {
-        checksum: U32::new(0),
-        version: U32::new(FORMAT_VERSION),
-        magic: U64::new(MAGIC),
-        block_nr: U64::new(block),
+        head: BlockHeader::UNSEALED,
         seq: U64::new(h.seq),
         stripe: U64::new(h.stripe),
         tag: U64::new(h.tag),
@@ -104,8 +114,7 @@ pub fn seal(slot: &mut [u8], block: u64, h: &ChunkHeader) -> Result {
     };
     hdr.fill(0);
     hdr[..HEADER_SIZE].copy_from_slice(raw.as_bytes());
-    let sum = crc32c(&hdr[4..]);
-    hdr[..4].copy_from_slice(&sum.to_le_bytes());
+    CHUNK_HEADER.seal(hdr, block);
     Ok(())
 }
 
@@ -118,17 +127,14 @@ pub fn verify(slot: &[u8], block: u64, want: &ChunkHeader) -> Result<u64> {
         return Err(Error::InvalidArgument);
     }
     let (hdr, data) = slot.split_at(BLOCK_SIZE);
+    CHUNK_HEADER.check(hdr, block, block)?;
     let raw = RawChunk::read_from_prefix(hdr)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let header = Header {
-        magic_ok: raw.magic.get() == MAGIC,
-        checksum: raw.checksum.get(),
-        location: raw.block_nr.get(),
-        version: raw.version.get(),
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
     };
-    block_check::check(hdr, block, block, header)?;
-    let corrupt = |what| Error::Corrupt { block, what };
     if raw.tag.get() != want.tag {
         return Err(corrupt("chunk of another store"));
     }

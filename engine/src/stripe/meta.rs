@@ -11,9 +11,7 @@
 //! newest valid header found on any member is the store's state.
 
 use crate::error::{Error, Result};
-use crate::format::block_check::{self, Header};
-use crate::format::crc32c::crc32c;
-use crate::format::superblock::FORMAT_VERSION;
+use crate::format::validator::{BlockHeader, BlockKind};
 use crate::io::device::BLOCK_SIZE;
 use crate::space::allocator::AllocRoot;
 use crate::stripe::geometry::{StripeGeometry, MAX_MEMBERS};
@@ -31,19 +29,16 @@ pub const STATE_OK: u8 = 0;
 pub const STATE_FAILED: u8 = 1;
 /// Persisted member state: a replacement being rebuilt.
 pub const STATE_REBUILDING: u8 = 2;
+/// The store header's validator.
+pub const STORE_HEADER: BlockKind = BlockKind { magic: MAGIC };
 
 /// Store header, little-endian; bytes after it up to the block end are zero.
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct RawHeader {
-    /// 0x00: CRC32C of bytes 0x004..0x1000.
-    checksum: U32,
-    /// 0x04: format version.
-    version: U32,
-    /// 0x08: [`MAGIC`].
-    magic: U64,
-    /// 0x10: this copy's own block number on its member.
-    block_nr: U64,
+    /// 0x00: checksum, version, [`MAGIC`], this copy's own block number on
+    /// its member.
+    head: BlockHeader,
     /// 0x18: header generation (copy = generation mod 2).
     generation: U64,
     /// 0x20: store UUID.
@@ -94,6 +89,33 @@ struct RawHeader {
 /// Bytes of the header.
 pub const HEADER_SIZE: usize = 0x100;
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_SIZE);
+// The offsets `doc/FORMAT.md` gives (Store header).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RawHeader, head) == 0x000);
+    assert!(offset_of!(RawHeader, generation) == 0x018);
+    assert!(offset_of!(RawHeader, uuid) == 0x020);
+    assert!(offset_of!(RawHeader, member) == 0x030);
+    assert!(offset_of!(RawHeader, nr_members) == 0x034);
+    assert!(offset_of!(RawHeader, k) == 0x038);
+    assert!(offset_of!(RawHeader, m) == 0x03c);
+    assert!(offset_of!(RawHeader, chunk_blocks) == 0x040);
+    assert!(offset_of!(RawHeader, pad) == 0x044);
+    assert!(offset_of!(RawHeader, area_start) == 0x048);
+    assert!(offset_of!(RawHeader, meta_blocks) == 0x050);
+    assert!(offset_of!(RawHeader, slots) == 0x058);
+    assert!(offset_of!(RawHeader, nr_stripes) == 0x060);
+    assert!(offset_of!(RawHeader, map_generation) == 0x068);
+    assert!(offset_of!(RawHeader, map_copy) == 0x070);
+    assert!(offset_of!(RawHeader, map_crc) == 0x074);
+    assert!(offset_of!(RawHeader, map_free) == 0x078);
+    assert!(offset_of!(RawHeader, seq_limit) == 0x080);
+    assert!(offset_of!(RawHeader, rebuild_member) == 0x088);
+    assert!(offset_of!(RawHeader, pad2) == 0x08c);
+    assert!(offset_of!(RawHeader, rebuild_cursor) == 0x090);
+    assert!(offset_of!(RawHeader, reserved) == 0x098);
+    assert!(offset_of!(RawHeader, states) == 0x0c0);
+};
 
 /// The decoded store header.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -125,16 +147,11 @@ pub fn header_block(geom: &StripeGeometry, generation: u64) -> u64 {
 
 /// Encodes `h` as written at `block` into `buf` (one block).
 pub fn encode(h: &StoreHeader, block: u64, buf: &mut [u8]) -> Result {
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
+    let buf: &mut [u8; BLOCK_SIZE] = buf.try_into().map_err(|_| Error::InvalidArgument)?;
     let g = &h.geom;
     let (rebuild_member, rebuild_cursor) = h.rebuild.unwrap_or((NO_REBUILD, 0));
     let raw = RawHeader {
-        checksum: U32::new(0),
-        version: U32::new(FORMAT_VERSION),
-        magic: U64::new(MAGIC),
-        block_nr: U64::new(block),
+        head: BlockHeader::UNSEALED,
         generation: U64::new(h.generation),
         uuid: h.uuid,
         member: U32::new(h.member),
@@ -160,8 +177,7 @@ pub fn encode(h: &StoreHeader, block: u64, buf: &mut [u8]) -> Result {
     };
     buf.fill(0);
     buf[..HEADER_SIZE].copy_from_slice(raw.as_bytes());
-    let sum = crc32c(&buf[4..]);
-    buf[..4].copy_from_slice(&sum.to_le_bytes());
+    STORE_HEADER.seal(buf, block);
     Ok(())
 }
 
@@ -169,20 +185,14 @@ pub fn encode(h: &StoreHeader, block: u64, buf: &mut [u8]) -> Result {
 /// block checks, then the geometry (recomputed from its parts), the map
 /// root, the states and the rebuild fields.
 pub fn decode(buf: &[u8], block: u64) -> Result<StoreHeader> {
-    if buf.len() != BLOCK_SIZE {
-        return Err(Error::InvalidArgument);
-    }
+    STORE_HEADER.check(buf, block, block)?;
     let raw = RawHeader::read_from_prefix(buf)
         .map_err(|_| Error::InvalidArgument)?
         .0;
-    let header = Header {
-        magic_ok: raw.magic.get() == MAGIC,
-        checksum: raw.checksum.get(),
-        location: raw.block_nr.get(),
-        version: raw.version.get(),
+    let corrupt = |what| Error::Corrupt {
+        block: Some(block),
+        what,
     };
-    block_check::check(buf, block, block, header)?;
-    let corrupt = |what| Error::Corrupt { block, what };
     let geom = StripeGeometry::with_slots(
         raw.k.get(),
         raw.m.get(),
@@ -259,6 +269,7 @@ pub fn decode(buf: &[u8], block: u64) -> Result<StoreHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crc32c::crc32c;
 
     fn sample() -> StoreHeader {
         let geom = StripeGeometry::new(4, 2, 7, 8, 40, 5000).unwrap();

@@ -141,7 +141,7 @@ pub struct StripeStore<D> {
 pub(crate) fn ec_error(e: crate::ec::error::Error) -> Error {
     match e {
         crate::ec::error::Error::TooFewShardsPresent => Error::Corrupt {
-            block: u64::MAX,
+            block: None,
             what: "stripe: too few chunks to reconstruct",
         },
         _ => Error::InvalidArgument,
@@ -304,7 +304,7 @@ impl<D: BlockDevice> StripeStore<D> {
                     Ok(h) if h.uuid == *uuid => Some(h),
                     Ok(_) => {
                         first_err = first_err.or(Some(Error::Corrupt {
-                            block: area_start,
+                            block: Some(area_start),
                             what: "stripe store header of another store",
                         }));
                         None
@@ -561,7 +561,7 @@ impl<D: BlockDevice> StripeStore<D> {
     /// The error for a stripe with fewer than `k` good chunks.
     pub(crate) fn unreadable(s: u64) -> Error {
         Error::Corrupt {
-            block: PAddr::stripe(s, 0).map_or(s, |a| a.to_raw()),
+            block: Some(PAddr::stripe(s, 0).map_or(s, |a| a.to_raw())),
             what: "stripe: fewer than k chunks readable",
         }
     }

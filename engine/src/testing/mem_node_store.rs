@@ -107,7 +107,7 @@ impl NodeStore for MemNodeStore {
         let i = self.index(addr)?;
         if self.protected[i] {
             return Err(Error::Corrupt {
-                block: addr.error_block(),
+                block: Some(addr.error_block()),
                 what: "write to a block of the committed tree",
             });
         }

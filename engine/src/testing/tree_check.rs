@@ -39,7 +39,7 @@ struct Todo {
 
 fn bad(addr: PAddr, what: &'static str) -> Error {
     Error::Corrupt {
-        block: addr.error_block(),
+        block: Some(addr.error_block()),
         what,
     }
 }

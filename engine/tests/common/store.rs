@@ -47,10 +47,7 @@ pub fn apply_model(t: &mut [Option<u64>; KEYS], op: Op) {
 }
 
 fn corrupt(what: &'static str) -> Error {
-    Error::Corrupt {
-        block: u64::MAX,
-        what,
-    }
+    Error::Corrupt { block: None, what }
 }
 
 /// The system under test.
