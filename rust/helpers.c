@@ -10,6 +10,7 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
+#include <linux/crc32.h>
 
 #include "helpers.h"
 
@@ -60,4 +61,13 @@ sector_t vtier_rq_pos(struct request *rq)
 unsigned int vtier_rq_bytes(struct request *rq)
 {
 	return blk_rq_bytes(rq);
+}
+
+/*
+ * CRC32C: crc32c() is exported but not in the kernel's Rust bindings. It
+ * takes and returns the raw register (no inversion at either end).
+ */
+u32 vtier_crc32c(u32 crc, const void *p, size_t len)
+{
+	return crc32c(crc, p, len);
 }

@@ -18,5 +18,6 @@ unsigned int vtier_num_online_cpus(void);
 unsigned int vtier_disk_openers(struct gendisk *disk);
 sector_t vtier_rq_pos(struct request *rq);
 unsigned int vtier_rq_bytes(struct request *rq);
+u32 vtier_crc32c(u32 crc, const void *p, size_t len);
 
 #endif /* VTIER_HELPERS_H */
