@@ -15,7 +15,7 @@ use kernel::page::Page;
 use kernel::prelude::*;
 
 use crate::io::device::BlockDevice;
-use crate::error::{Error as EngineError, Result as EngineResult};
+use crate::error::Result as EngineResult;
 use crate::path::DevPath;
 use crate::format::superblock::BLOCK_SIZE;
 
@@ -221,27 +221,19 @@ impl BlockDevice for BackingDevice {
     }
 
     fn read(&mut self, block: u64, buf: &mut [u8]) -> EngineResult {
-        self.bounce_io(false, block, BounceBuf::In(buf)).map_err(engine_error)
+        self.bounce_io(false, block, BounceBuf::In(buf))?;
+        Ok(())
     }
 
     fn write(&mut self, block: u64, buf: &[u8]) -> EngineResult {
-        self.bounce_io(true, block, BounceBuf::Out(buf)).map_err(engine_error)
+        self.bounce_io(true, block, BounceBuf::Out(buf))?;
+        Ok(())
     }
 
     fn flush(&mut self) -> EngineResult {
         // SAFETY: By the type invariant `bdev` is valid.
-        to_result(unsafe { bindings::blkdev_issue_flush(self.as_ptr()) }).map_err(engine_error)
-    }
-}
-
-/// Maps a kernel error from member I/O onto the engine's error.
-fn engine_error(e: Error) -> EngineError {
-    if e == ENOMEM {
-        EngineError::NoMemory
-    } else if e == EINVAL {
-        EngineError::InvalidArgument
-    } else {
-        EngineError::Io
+        to_result(unsafe { bindings::blkdev_issue_flush(self.as_ptr()) })?;
+        Ok(())
     }
 }
 

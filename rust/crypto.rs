@@ -27,7 +27,6 @@ use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
 
 use crate::crypt::cipher::{check_unit, Tweak, XtsCipher, XtsKey, XTS_KEY_SIZE};
-use crate::error::Error as EngineError;
 
 /// `struct crypto_skcipher`: C owns its layout, only pointers cross.
 #[repr(C)]
@@ -197,26 +196,15 @@ impl Drop for Xts {
     }
 }
 
-/// The engine's error for a failed crypto call.
-pub(crate) fn engine_error(e: Error) -> EngineError {
-    if e == ENOMEM {
-        EngineError::NoMemory
-    } else if e == EINVAL {
-        EngineError::InvalidArgument
-    } else {
-        EngineError::Io
-    }
-}
-
 impl XtsCipher for Xts {
     fn encrypt_unit(&self, data: &mut [u8], tweak: &Tweak) -> crate::error::Result {
-        self.crypt(data, tweak, Direction::Encrypt)
-            .map_err(engine_error)
+        self.crypt(data, tweak, Direction::Encrypt)?;
+        Ok(())
     }
 
     fn decrypt_unit(&self, data: &mut [u8], tweak: &Tweak) -> crate::error::Result {
-        self.crypt(data, tweak, Direction::Decrypt)
-            .map_err(engine_error)
+        self.crypt(data, tweak, Direction::Decrypt)?;
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@ use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 
-use crate::ec::backend::{GfKernel, Scalar};
+use crate::ec::backend::{check_args, GfKernel, Scalar};
 use crate::ec::codec::ReedSolomon;
 use crate::ec::error::{Error as EcError, Result as EcResult};
 use crate::ec::limits::{Row, MAX_DATA_SHARDS, MAX_PARITY_SHARDS};
@@ -70,21 +70,10 @@ impl GfKernel for CSimd {
         outputs: &mut [&mut [u8]],
         len: usize,
     ) -> EcResult {
+        check_args(rows, inputs, outputs, len)?;
         let (k, m) = (inputs.len(), outputs.len());
-        if k == 0 || k > MAX_DATA_SHARDS {
-            return Err(EcError::DataShardCount);
-        }
-        if m > MAX_PARITY_SHARDS {
-            return Err(EcError::ParityShardCount);
-        }
-        if rows.len() != m {
-            return Err(EcError::WrongShardCount);
-        }
         if m == 0 {
             return Ok(());
-        }
-        if inputs.iter().any(|i| i.len() < len) || outputs.iter().any(|o| o.len() < len) {
-            return Err(EcError::ShardSizeMismatch);
         }
         let mut ins = [core::ptr::null::<u8>(); MAX_DATA_SHARDS];
         for (p, i) in ins.iter_mut().zip(inputs) {
@@ -94,13 +83,14 @@ impl GfKernel for CSimd {
         for (p, o) in outs.iter_mut().zip(outputs.iter_mut()) {
             *p = o.as_mut_ptr();
         }
-        // SAFETY: `rows` is `m` contiguous rows of `MAX_DATA_SHARDS` bytes
-        // (the stride), of which C reads the first `k`; the first `k` input
+        // SAFETY: `check_args` and the test above give 1 <= k <= 24, `m`
+        // rows and 1 <= m <= 8 outputs, every shard at least `len` bytes.
+        // So `rows` is `m` contiguous rows of `MAX_DATA_SHARDS` bytes (the
+        // stride), of which C reads the first `k`; the first `k` input
         // pointers are readable and the first `m` output pointers writable
-        // for `len` bytes (checked above); the outputs are `&mut`, so they
-        // overlap neither each other nor an input. C keeps no pointer after
-        // it returns, and 1 <= k <= 24, 1 <= m <= 8 are its limits too
-        // (`VTIER_EC_MAX_IN`/`OUT`). It never sleeps; `kernel_fpu_begin()`
+        // for `len` bytes; the outputs are `&mut`, so they overlap neither
+        // each other nor an input. C keeps no pointer after it returns, and
+        // the bounds on k and m are its limits too (`VTIER_EC_MAX_IN`/`OUT`). It never sleeps; `kernel_fpu_begin()`
         // disables preemption for at most 32 KiB of each shard at a time.
         let rc = unsafe {
             vtier_ec_simd_apply(

@@ -11,6 +11,7 @@
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 #include <linux/idr.h>
+#include <linux/crc32.h>
 
 #include "helpers.h"
 
@@ -81,4 +82,10 @@ int vtier_disk_index_alloc(unsigned int max)
 void vtier_disk_index_free(unsigned int index)
 {
 	ida_free(&vtier_disk_ida, index);
+ * CRC32C: crc32c() is exported but not in the kernel's Rust bindings. It
+ * takes and returns the raw register (no inversion at either end).
+ */
+u32 vtier_crc32c(u32 crc, const void *p, size_t len)
+{
+	return crc32c(crc, p, len);
 }

@@ -20,5 +20,6 @@ sector_t vtier_rq_pos(struct request *rq);
 unsigned int vtier_rq_bytes(struct request *rq);
 int vtier_disk_index_alloc(unsigned int max);
 void vtier_disk_index_free(unsigned int index);
+u32 vtier_crc32c(u32 crc, const void *p, size_t len);
 
 #endif /* VTIER_HELPERS_H */

@@ -55,6 +55,7 @@
 //! twice as slow.) The last `len % BLOCK` bytes of a shard go word by word,
 //! then byte by byte.
 
+use super::backend::check_args;
 use super::error::{Error, Result};
 use super::gf;
 use super::limits::{Row, MAX_DATA_SHARDS, MAX_PARITY_SHARDS};
@@ -560,19 +561,6 @@ fn tail_word<I: AsRef<[u8]>>(plan: &Plan, j: usize, inputs: &[I], at: usize) -> 
     w
 }
 
-fn check_args<I: AsRef<[u8]>>(rows: &[Row], inputs: &[I], len: usize) -> Result {
-    if inputs.is_empty() || inputs.len() > MAX_DATA_SHARDS {
-        return Err(Error::DataShardCount);
-    }
-    if rows.len() > MAX_PARITY_SHARDS {
-        return Err(Error::ParityShardCount);
-    }
-    if inputs.iter().any(|d| d.as_ref().len() < len) {
-        return Err(Error::ShardSizeMismatch);
-    }
-    Ok(())
-}
-
 /// The input blocks at byte `off`.
 fn blocks_at<I: AsRef<[u8]>>(inputs: &[I], off: usize) -> Result<[&Block; MAX_DATA_SHARDS]> {
     let mut blocks: [&Block; MAX_DATA_SHARDS] = [&ZERO_BLOCK; MAX_DATA_SHARDS];
@@ -593,16 +581,13 @@ fn blocks_at<I: AsRef<[u8]>>(inputs: &[I], off: usize) -> Result<[&Block; MAX_DA
 /// coefficients of a row are used); `rows.len()` is at most
 /// [`MAX_PARITY_SHARDS`] and equals `outputs.len()`; every input and output
 /// holds at least `len` bytes. Otherwise an error, and nothing is written.
-pub fn apply<I: AsRef<[u8]>, O: AsMut<[u8]>>(
+pub fn apply<I: AsRef<[u8]>, O: AsRef<[u8]> + AsMut<[u8]>>(
     rows: &[Row],
     inputs: &[I],
     outputs: &mut [O],
     len: usize,
 ) -> Result {
-    check_args(rows, inputs, len)?;
-    if outputs.len() != rows.len() || outputs.iter_mut().any(|o| o.as_mut().len() < len) {
-        return Err(Error::ShardSizeMismatch);
-    }
+    check_args(rows, inputs, outputs, len)?;
     let k = inputs.len();
     let mut plan = Plan::EMPTY;
     plan.fill(rows, k, len);
@@ -643,10 +628,7 @@ pub fn verify<I: AsRef<[u8]>, E: AsRef<[u8]>>(
     expected: &[E],
     len: usize,
 ) -> Result<bool> {
-    check_args(rows, inputs, len)?;
-    if expected.len() != rows.len() || expected.iter().any(|e| e.as_ref().len() < len) {
-        return Err(Error::ShardSizeMismatch);
-    }
+    check_args(rows, inputs, expected, len)?;
     let mut plan = Plan::EMPTY;
     plan.fill(rows, inputs.len(), len);
     let full = len - len % BLOCK;

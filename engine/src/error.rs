@@ -3,9 +3,11 @@
 //! The engine's error type.
 //!
 //! Every failure the engine can meet is a variant here; the kernel glue turns
-//! them into errnos (and block statuses) only at its boundary, with
-//! [`Error::to_errno`]. Damage found on disk is never a panic: it is one of
-//! the `Bad*` variants, which say what was wrong and where.
+//! them into errnos (and block statuses) only at its boundary, with the
+//! `From` conversions of the module's `kcompat` (`rust/kcompat.rs`), built
+//! from the kernel's own error codes. Damage found on disk is never a panic:
+//! it is one of the `Bad*` variants (and `Corrupt`), which say what was
+//! wrong and where.
 
 use crate::kcompat::AllocError;
 
@@ -62,32 +64,6 @@ pub type Result<T = ()> = core::result::Result<T, Error>;
 impl From<AllocError> for Error {
     fn from(_: AllocError) -> Self {
         Error::NoMemory
-    }
-}
-
-impl Error {
-    /// The positive errno the kernel glue reports for this error.
-    pub fn to_errno(self) -> i32 {
-        const EIO: i32 = 5;
-        const ENOMEM: i32 = 12;
-        const EINVAL: i32 = 22;
-        const ENOSPC: i32 = 28;
-        const EROFS: i32 = 30;
-        const EUCLEAN: i32 = 117;
-        const EKEYREJECTED: i32 = 129;
-        match self {
-            Error::NoMemory => ENOMEM,
-            Error::Io => EIO,
-            Error::BadMagic { .. }
-            | Error::BadChecksum { .. }
-            | Error::WrongLocation { .. }
-            | Error::BadVersion { .. }
-            | Error::Corrupt { .. } => EUCLEAN,
-            Error::InvalidArgument => EINVAL,
-            Error::NoSpace => ENOSPC,
-            Error::ReadOnly => EROFS,
-            Error::WrongKey => EKEYREJECTED,
-        }
     }
 }
 

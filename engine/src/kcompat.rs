@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Userspace stand-ins for the few kernel allocation names the engine uses.
+//! Userspace stand-ins for the few kernel allocation names the engine uses,
+//! and the library that computes its CRC32C.
 //!
 //! The kernel build replaces this file with `rust/kcompat.rs`, which
-//! re-exports the real `kernel::alloc` types. Only the subset of the kernel
-//! API that the engine needs is provided, with the same signatures, so engine
-//! code that compiles here compiles in the kernel. Every allocation is
-//! fallible (`try_reserve`), as in the kernel.
+//! re-exports the real `kernel::alloc` types and calls the kernel's
+//! `crc32c()`. Only the subset of the kernel API that the engine needs is
+//! provided, with the same signatures, so engine code that compiles here
+//! compiles in the kernel. Every allocation is fallible (`try_reserve`), as
+//! in the kernel.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -182,4 +184,33 @@ impl<T: ?Sized> DerefMut for KBox<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.0
     }
+}
+
+/// CRC32C of `data` (reflected, initial value and final xor `0xffff_ffff`,
+/// as `crate::format::crc32c`), by the `crc32c` crate, which uses SSE 4.2
+/// where the CPU has it.
+#[cfg(feature = "std")]
+pub fn crc32c(data: &[u8]) -> u32 {
+    ::crc32c::crc32c(data)
+}
+
+/// Without feature `std` (a check that the engine builds `no_std`; no
+/// shipped build: the kernel brings its own `kcompat`), the definition.
+#[cfg(not(feature = "std"))]
+pub use self::crc32c_bitwise as crc32c;
+
+/// CRC32C from its definition, a bit at a time: the `no_std` userspace
+/// build's, and the tests' reference for the library.
+#[cfg(any(test, not(feature = "std")))]
+pub fn crc32c_bitwise(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            // Shift out the low bit; where it was set, subtract (xor) the
+            // reflected polynomial.
+            crc = (crc >> 1) ^ (0x82f6_3b78 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
 }

@@ -10,6 +10,7 @@
 
 use std::os::raw::{c_int, c_uint};
 
+use vtier_ec::backend::check_args;
 use vtier_ec::limits::{Row, MAX_DATA_SHARDS, MAX_PARITY_SHARDS};
 use vtier_ec::{Error, GfKernel, Result};
 
@@ -91,21 +92,10 @@ impl GfKernel for Simd {
         outputs: &mut [&mut [u8]],
         len: usize,
     ) -> Result {
+        check_args(rows, inputs, outputs, len)?;
         let (k, m) = (inputs.len(), outputs.len());
-        if k == 0 || k > MAX_DATA_SHARDS {
-            return Err(Error::DataShardCount);
-        }
-        if m > MAX_PARITY_SHARDS {
-            return Err(Error::ParityShardCount);
-        }
-        if rows.len() != m {
-            return Err(Error::WrongShardCount);
-        }
         if m == 0 {
             return Ok(());
-        }
-        if inputs.iter().any(|i| i.len() < len) || outputs.iter().any(|o| o.len() < len) {
-            return Err(Error::ShardSizeMismatch);
         }
         let mut ins = [core::ptr::null::<u8>(); MAX_DATA_SHARDS];
         for (p, i) in ins.iter_mut().zip(inputs) {
@@ -115,13 +105,15 @@ impl GfKernel for Simd {
         for (p, o) in outs.iter_mut().zip(outputs.iter_mut()) {
             *p = o.as_mut_ptr();
         }
-        // SAFETY: `rows` is `m` contiguous rows of `MAX_DATA_SHARDS` bytes
-        // (the stride), of which the C code reads the first `k`; the first
-        // `k` input pointers are readable and the first `m` output pointers
-        // writable for `len` bytes (checked above); outputs are `&mut`, so
-        // they overlap neither each other nor the inputs. The C code keeps
-        // no pointer after it returns. 1 <= k <= 24 and 1 <= m <= 8 are the
-        // C side's limits too (VTIER_EC_MAX_IN/OUT).
+        // SAFETY: `check_args` and the test above give 1 <= k <= 24, `m`
+        // rows and 1 <= m <= 8 outputs, every shard at least `len` bytes.
+        // So `rows` is `m` contiguous rows of `MAX_DATA_SHARDS` bytes (the
+        // stride), of which the C code reads the first `k`; the first `k`
+        // input pointers are readable and the first `m` output pointers
+        // writable for `len` bytes; outputs are `&mut`, so they overlap
+        // neither each other nor the inputs. The C code keeps no pointer
+        // after it returns. The bounds on k and m are the C side's limits
+        // too (VTIER_EC_MAX_IN/OUT).
         let rc = unsafe {
             vtier_ec_simd_apply(
                 self.0 as c_uint,

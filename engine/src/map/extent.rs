@@ -14,6 +14,7 @@
 //! [`EXTENT_CSUM`] (the data layer's own per-block headers still cover it).
 
 use crate::error::{Error, Result};
+use crate::format::crc32c::crc32c_combine;
 use crate::format::superblock::BLOCK_SIZE;
 use crate::io::paddr::PAddr;
 
@@ -112,70 +113,9 @@ impl Extent {
     }
 }
 
-const POLY: u32 = 0x82f6_3b78;
-
-/// `a * b` modulo the CRC32C polynomial (reflected bit order).
-const fn mult_mod_p(a: u32, mut b: u32) -> u32 {
-    let mut m = 1u32 << 31;
-    let mut p = 0u32;
-    loop {
-        if a & m != 0 {
-            p ^= b;
-            if a & (m - 1) == 0 {
-                return p;
-            }
-        }
-        m >>= 1;
-        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
-    }
-}
-
-/// `X2N[k]` is x^(2^k) modulo the polynomial.
-const X2N: [u32; 32] = {
-    let mut t = [0u32; 32];
-    let mut p = 1u32 << 30; // x^1
-    let mut k = 0;
-    while k < 32 {
-        t[k] = p;
-        p = mult_mod_p(p, p);
-        k += 1;
-    }
-    t
-};
-
-/// CRC32C of `A ‖ B` from `crc32c(A)`, `crc32c(B)` and the length of `B`
-/// in bytes, in O(log len) without the data.
-pub fn crc32c_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
-    // x^(8 * len_b) mod P, by the binary digits of len_b (k starts at 3: bytes).
-    let mut p = 1u32 << 31;
-    let mut n = len_b;
-    let mut k = 3;
-    while n != 0 {
-        if n & 1 != 0 {
-            p = mult_mod_p(X2N[k & 31], p);
-        }
-        n >>= 1;
-        k += 1;
-    }
-    mult_mod_p(p, crc_a) ^ crc_b
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::crc32c::crc32c;
-
-    #[test]
-    fn combine_matches_concatenation() {
-        let data: alloc::vec::Vec<u8> = (0..3 * BLOCK_SIZE as u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
-            .collect();
-        for cut in [0, 1, 7, 4096, 5000, 3 * BLOCK_SIZE] {
-            let (a, b) = data.split_at(cut);
-            let got = crc32c_combine(crc32c(a), crc32c(b), b.len() as u64);
-            assert_eq!(got, crc32c(&data), "cut {cut}");
-        }
-    }
 
     #[test]
     fn slice_and_merge() {
