@@ -58,10 +58,11 @@ JOB
 
 step "fio: write $mb MiB and verify (crc32c)"
 cat /tmp/verify.fio
-if ! fio /tmp/verify.fio >/tmp/fio.out 2>&1; then
+fio /tmp/verify.fio >/tmp/fio.out 2>&1 || {
+	st=$?
 	cat /tmp/fio.out
-	fail "fio write+verify failed (status $?)"
-fi
+	fail "fio write+verify failed (status $st)"
+}
 cat /tmp/fio.out
 grep -q 'verify:' /tmp/fio.out && fail "fio reported verify errors"
 [ "$(grep -c 'err= 0' /tmp/fio.out)" = 2 ] || fail "fio: not both jobs ended with err=0"
@@ -79,10 +80,11 @@ vtier_down fio
 disk=$(vtier_up fio)
 dev=/dev/$disk
 sed -i "s|^filename=.*|filename=$dev|" /tmp/verify.fio
-if ! fio --verify_only /tmp/verify.fio >/tmp/fio2.out 2>&1; then
+fio --verify_only /tmp/verify.fio >/tmp/fio2.out 2>&1 || {
+	st=$?
 	cat /tmp/fio2.out
-	fail "fio verify_only after power cycle failed (status $?)"
-fi
+	fail "fio verify_only after power cycle failed (status $st)"
+}
 cat /tmp/fio2.out
 grep -q 'verify:' /tmp/fio2.out && fail "fio verify_only reported verify errors"
 [ "$(grep -c 'err= 0' /tmp/fio2.out)" = 2 ] || fail "fio verify_only: not both jobs ended with err=0"
