@@ -51,7 +51,8 @@ REC0=16          # first record sector on the scratch disk (the key is in 0..15)
 SLOTS=32
 B_BLK=4096       # region B's first 4 KiB block (16 MiB)
 ACKED_MIN=48     # acknowledged writes before the kill is asked for
-boot=${VTIER_BOOT:-1}
+boot=${VTIER_BOOT:-}
+case $boot in 1 | 2) ;; *) fail "boot '$boot': run.sh boots this test twice (vtier-boots: 2)" ;; esac
 
 # The fio job of region A; the same in both boots.
 a_job() {
@@ -152,7 +153,8 @@ if [ "$boot" = 1 ]; then
 fi
 
 step "boot 2: power on after the crash (WAL recovery)"
-dd if=$SCRATCH of=/tmp/key.bin bs=64 count=1 iflag=direct 2>/dev/null || fail "cannot read the key from $SCRATCH"
+dd if=$SCRATCH bs=4096 count=1 iflag=direct 2>/dev/null | head -c 64 >/tmp/key.bin ||
+	fail "cannot read the key from $SCRATCH"
 vtier_create crash /dev/vda /dev/vdb /dev/vdc /dev/vdd
 key_in
 disk=$(vtier_up crash)
