@@ -20,7 +20,7 @@
 #   VTIER_FIO_MB    MiB that fio-verify writes (default 256 release, 256 debug)
 #   VTIER_QEMU_APPEND  extra kernel command line for every test
 set -euo pipefail
-# shellcheck source=../scripts/lib.sh
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
 
 only=${VTIER_TESTS:-}

@@ -28,14 +28,25 @@
 #
 # Test header lines (in the first 30 lines of TEST.sh):
 #   # vtier-disks: 512M 256M ...    one raw virtio disk per size (vda, vdb, ...)
-#   # vtier-timeout: SECONDS        host timeout for a release kernel
+#   # vtier-timeout: SECONDS        host timeout for a release kernel (each boot)
 #   # vtier-append: ARGS            extra kernel command line for this test
+#   # vtier-boots: N                boot N times on the same disk images (a
+#                                   crash test; default 1, see below)
+#
+# A test of N boots is told which one it runs in (VTIER_BOOT=1..N, and
+# VTIER_BOOTS=N). Every boot but the last must end in a crash: the guest
+# prints VTIER-KILL-NOW on the console and goes on working; the host then
+# kills QEMU with SIGKILL, so no guest code runs after that moment, and
+# boots the next one on the same disks. A boot before the last that
+# prints a result, is not killed, or has a kernel splat fails the test;
+# the last boot decides as above. Those boots' logs are kept as
+# TEST.bootB.log.
 #
 # Prints one line "PASS TEST (...)" or "FAIL TEST (reason)" on stdout and
 # exits 0 for PASS, 1 for FAIL. The console log is kept in
 # qemu-test/out/FLAVOUR/TEST.log.
 set -euo pipefail
-# shellcheck source=../scripts/lib.sh
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
 
 kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0 script='' live=0
@@ -70,6 +81,10 @@ timeout_s=$(header vtier-timeout)
 timeout_s=${timeout_s:-300}
 timeout_s=$(awk -v t="$timeout_s" -v s="$scale" 'BEGIN { printf "%d", t * s }')
 test_append=$(header vtier-append)
+boots=$(header vtier-boots)
+boots=${boots:-1}
+case $boots in [1-9]) ;; *) die "$test: vtier-boots: '$boots' is not 1..9" ;; esac
+[ $live = 0 ] || [ "$boots" = 1 ] || die "--live runs tests of one boot only ($test has $boots)"
 
 outdir=$VTIER_TOP/qemu-test/out/$flavour
 mkdir -p "$outdir"
@@ -94,11 +109,15 @@ cmdline+=" vtier_guest_timeout=$guest_timeout $test_append $append"
 
 cpu=max
 [ $accel = kvm ] && cpu=host
-qemu=(timeout --kill-after=10 "$timeout_s"
-	qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2
-	-nographic -no-reboot
-	-kernel "$kernel" -initrd "$initrd" -append "$cmdline"
-	"${drives[@]}")
+# qemu_for_boot B: the command line of boot B in ${qemu[@]}.
+qemu_for_boot() {
+	qemu=(timeout --kill-after=10 "$timeout_s"
+		qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2
+		-nographic -no-reboot
+		-kernel "$kernel" -initrd "$initrd"
+		-append "$cmdline vtier_boot=$1 vtier_boots=$boots"
+		"${drives[@]}")
+}
 
 # Kernel lines carry a printk time stamp; only those are searched for
 # splats, so a test that prints such words itself does not trip this.
@@ -109,17 +128,33 @@ SPLAT='BUG:|KASAN:|UBSAN:|WARNING:|Oops|kernel BUG|general protection fault|Call
 # boot; run_guest stops it and returns BOOT_HANG.
 boot_limit=$(awk -v s="$scale" 'BEGIN { printf "%d", (s > 1 ? 300 : 150) }')
 BOOT_HANG=200
+KILLED=201
 qpid=
 trap 'rm -rf "$work"; [ -n "$qpid" ] && kill "$qpid" 2>/dev/null' EXIT
 trap 'exit 143' TERM INT
 
+# run_guest [kill]: runs ${qemu[@]}, the console into $log_file, until QEMU
+# exits (its status). With "kill", once the guest has printed
+# VTIER-KILL-NOW, QEMU is killed (SIGKILL) and KILLED returned.
 run_guest() {
-	local waited=0
+	local waited=0 up=0 rc
 	"${qemu[@]}" </dev/null >"$log_file" 2>&1 &
 	qpid=$!
 	while kill -0 "$qpid" 2>/dev/null; do
-		if grep -q VTIER-GUEST-UP "$log_file"; then
-			break
+		if [ $up = 0 ] && grep -q VTIER-GUEST-UP "$log_file" 2>/dev/null; then
+			up=1
+			[ "${1:-}" = kill ] || break
+		fi
+		if [ $up = 1 ]; then
+			if grep -q VTIER-KILL-NOW "$log_file" 2>/dev/null; then
+				# timeout(1) leads a process group of its own, QEMU in it.
+				kill -KILL -- "-$qpid" 2>/dev/null
+				{ wait "$qpid"; } 2>/dev/null # no "Killed" notice
+				qpid=
+				return $KILLED
+			fi
+			sleep 0.2
+			continue
 		fi
 		if [ "$waited" -ge "$boot_limit" ]; then
 			kill "$qpid" 2>/dev/null
@@ -131,20 +166,77 @@ run_guest() {
 		waited=$((waited + 2))
 	done
 	wait "$qpid"
-	local rc=$?
+	rc=$?
 	qpid=
 	return $rc
 }
 
 # Whether the kernel reported a splat before /init ran (VTIER-GUEST-UP).
 boot_splat() {
-	tr -d '\r' <"$log_file" | sed '/VTIER-GUEST-UP/q' | grep -E "$KLINE" | grep -qE "$SPLAT"
+	local early
+	early=$(tr -d '\r' <"$log_file" | sed -n '1,/VTIER-GUEST-UP/p')
+	grep -E "$KLINE" <<<"$early" | grep -E "$SPLAT" >/dev/null
+}
+
+# boot_guest B: boot B of $boots, its console into $log_file (TEST.log for
+# the last boot, TEST.bootB.log before), booted once more after a hang or
+# a splat before /init (no vtier code has run, the disks are untouched);
+# sets qrc.
+boot_guest() {
+	local name=$test kill=''
+	if [ "$1" -lt "$boots" ]; then
+		name=$test.boot$1
+		kill='kill'
+	fi
+	log_file=$outdir/$name.log
+	logs+=("$log_file")
+	qemu_for_boot "$1"
+	run_guest $kill
+	qrc=$?
+	if [ $qrc = $BOOT_HANG ]; then
+		# Seen about once in 35 boots under TCG, before /init runs (so
+		# before any vtier code): the guest spins early in boot. Boot once
+		# more and say so, keeping the hung boot's log.
+		log "$test: guest not up after ${boot_limit}s, booting again (log kept as $name.hang.log)"
+		mv "$log_file" "$outdir/$name.hang.log"
+		run_guest $kill
+		qrc=$?
+	elif boot_splat; then
+		# Seen on the KASAN kernel about once in 12 boots under TCG: an
+		# interrupt during early CPU set-up makes KASAN report
+		# rcu_is_watching (swapper, before /init and before vtier.ko is
+		# even loaded). Boot once more and say so, keeping the log; a splat
+		# in the second boot fails the test as always.
+		log "$test: guest kernel splat before /init (no vtier code yet), booting again (log kept as $name.bootsplat.log)"
+		mv "$log_file" "$outdir/$name.bootsplat.log"
+		run_guest $kill
+		qrc=$?
+	fi
+}
+
+# What is wrong with boot B before the last (empty: it crashed as asked).
+crash_boot_problem() {
+	local m
+	m=$(tr -d '\r' <"$log_file" | grep -o "VTIER-TEST-RESULT: .*" | tail -1 || true)
+	if [ -n "$m" ]; then
+		echo "boot $1 of $boots ended with '${m#VTIER-TEST-RESULT: }' instead of a crash"
+	elif [ "$qrc" != $KILLED ]; then
+		if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+			echo "boot $1 of $boots: host timeout after ${timeout_s}s, never asked to be killed"
+		else
+			echo "boot $1 of $boots: QEMU exited with status $qrc, never asked to be killed"
+		fi
+	fi
 }
 
 start=$(date +%s)
+logs=()
+early_problem=''
 set +e
 if [ $live = 1 ]; then
 	# The guest's own lines from /init on, and kernel lines that are splats.
+	qemu_for_boot 1
+	logs+=("$log_file")
 	"${qemu[@]}" </dev/null 2>&1 | tee "$log_file" |
 		KLINE=$KLINE SPLAT=$SPLAT awk '
 			BEGIN { kline = ENVIRON["KLINE"]; splat = ENVIRON["SPLAT"] }
@@ -156,34 +248,21 @@ if [ $live = 1 ]; then
 			{ print; fflush() }' >&2
 	qrc=${PIPESTATUS[0]}
 else
-	run_guest
-	qrc=$?
-	if [ $qrc = $BOOT_HANG ]; then
-		# Seen about once in 35 boots under TCG, before /init runs (so
-		# before any vtier code): the guest spins early in boot. Boot once
-		# more and say so, keeping the hung boot's log.
-		log "$test: guest not up after ${boot_limit}s, booting again (log kept as $test.hang.log)"
-		mv "$log_file" "$outdir/$test.hang.log"
-		run_guest
-		qrc=$?
-	elif boot_splat; then
-		# Seen on the KASAN kernel about once in 12 boots under TCG: an
-		# interrupt during early CPU set-up makes KASAN report
-		# rcu_is_watching (swapper, before /init and before vtier.ko is
-		# even loaded). Boot once more and say so, keeping the log; a splat
-		# in the second boot fails the test as always.
-		log "$test: guest kernel splat before /init (no vtier code yet), booting again (log kept as $test.bootsplat.log)"
-		mv "$log_file" "$outdir/$test.bootsplat.log"
-		run_guest
-		qrc=$?
-	fi
+	b=1
+	while [ $b -lt "$boots" ]; do
+		boot_guest $b
+		early_problem=$(crash_boot_problem $b)
+		[ -z "$early_problem" ] || break
+		b=$((b + 1))
+	done
+	[ -n "$early_problem" ] || boot_guest "$boots"
 fi
 set -e
 elapsed=$(($(date +%s) - start))
 
-splats=$(tr -d '\r' <"$log_file" | grep -E "$KLINE" | grep -E "$SPLAT" | head -5 || true)
+splats=$(cat "${logs[@]}" | tr -d '\r' | grep -E "$KLINE" | grep -E "$SPLAT" | head -5 || true)
 marker=$(tr -d '\r' <"$log_file" | grep -o "VTIER-TEST-RESULT: .*" | tail -1 || true)
-boot=$(tr -d '\r' <"$log_file" | sed -n 's/.*VTIER-GUEST-UP \([0-9.]*s\).*/\1/p' | head -1)
+boot=$(tr -d '\r' <"$log_file" | sed -n 's/.*VTIER-GUEST-UP \([0-9.]*s\).*/\1/p' | sed -n 1p)
 
 verdict=FAIL
 case $marker in
@@ -200,6 +279,14 @@ case $marker in
 	fi
 	;;
 esac
+if [ -n "$early_problem" ]; then
+	# A boot before the last went wrong; its log is $log_file.
+	verdict=FAIL
+	case $marker in
+	"VTIER-TEST-RESULT: FAIL "*) ;;
+	*) reason="($early_problem)" ;;
+	esac
+fi
 if [ -n "$splats" ]; then
 	verdict=FAIL
 	reason="$reason (kernel splat: $(head -1 <<<"$splats" | sed 's/^.*\] //' | cut -c1-120))"

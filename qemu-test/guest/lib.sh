@@ -98,15 +98,22 @@ vtier_down() {
 bdev_size() { blockdev --getsize64 "$1"; }
 
 # sha256 of LEN bytes of FILE at byte offset OFF, read with O_DIRECT in 1 MiB
-# blocks (OFF and LEN multiples of 1 MiB).
+# blocks (OFF and LEN multiples of 1 MiB). A read error or a short read
+# fails the test: the sum of what was read before it is no answer.
 sha_range() {
-	dd if="$1" bs=1M skip=$(($2 / 1048576)) count=$(($3 / 1048576)) iflag=direct 2>/dev/null |
-		sha256sum | cut -d' ' -f1
+	_n=$(($3 / 1048576))
+	# shellcheck disable=SC3040 # busybox ash has pipefail
+	_sum=$(set -o pipefail
+		dd if="$1" bs=1M skip=$(($2 / 1048576)) count=$_n iflag=direct 2>/tmp/sha_range.err |
+			sha256sum) || fail "reading $1 at $2 (+$3 bytes) failed: $(tail -1 /tmp/sha_range.err)"
+	grep -q "^$_n+0 records in" /tmp/sha_range.err ||
+		fail "short read of $1 at $2 (+$3 bytes): $(head -1 /tmp/sha_range.err)"
+	echo "${_sum%% *}"
 }
 
 # sha256 of LEN bytes of zeroes.
 sha_zero() {
-	dd if=/dev/zero bs=1M count=$(($1 / 1048576)) 2>/dev/null | sha256sum | cut -d' ' -f1
+	head -c "$1" /dev/zero | sha256sum | cut -d' ' -f1
 }
 
 # The guest's kernel log is the place a test checks for the module's lines;

@@ -24,7 +24,9 @@
 # Disks: vda perf + vdb, vdc capacity of the good device; vdd ext4 (mounted);
 # vde a performance device of its own.
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 ENOENT="No such file or directory"

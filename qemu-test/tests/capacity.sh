@@ -6,7 +6,7 @@
 #
 # The capacity tier: erasure-coded stripes on three capacity devices (2+1,
 # vtierctl format's default for three), reached through /dev/vtier0
-# (issue 6, parts 3 and 4, in the kernel). Asserts:
+# in the kernel. Asserts:
 # - `status` shows the geometry and every member ok;
 # - data destaged (`destage`) into stripes reads back unchanged, and the
 #   cipher is not called on the move (the cipher counter does not move);
@@ -23,7 +23,9 @@
 #   (EROFS, logged; the writer sees EIO), `status` says read-only and the
 #   disk is marked read-only.
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 FI=/sys/kernel/debug/fail_make_request
@@ -165,7 +167,7 @@ if dd if=/tmp/pat2 of="$dev" bs=4096 count=1 seek=4096 oflag=direct 2>/tmp/dd.er
 fi
 # The block layer has no status for EROFS: the writer sees an I/O error,
 # the kernel log says why.
-dmesg | grep -q 'vtier: cap: .*read-only, writes refused' || fail "the write was not refused as read-only (EROFS)"
+dmesg | grep 'vtier: cap: .*read-only, writes refused' >/dev/null || fail "the write was not refused as read-only (EROFS)"
 # And the disk itself is read-only now, for mount and blockdev.
 [ "$(cat /sys/block/vtier0/ro)" = 1 ] || fail "the disk is not marked read-only: ro=$(cat /sys/block/vtier0/ro)"
 blockdev --getro "$dev" | grep -qx 1 || fail "blockdev --getro does not say read-only"

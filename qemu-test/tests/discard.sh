@@ -7,9 +7,14 @@
 # DISCARD and WRITE_ZEROES on /dev/vtier0: the queue advertises both;
 # blkdiscard (discard) and blkdiscard -z (BLKZEROOUT) succeed on a range;
 # the zeroed range reads back as zeroes while the data on both sides of it
-# is untouched; a discard of the whole device succeeds.
+# is untouched; a discarded range reads back as zeroes too, its
+# neighbours unchanged; after a discard of the whole device the data
+# written before reads as zeroes, and new data reads back. "Unchanged" is
+# the sha256 of the source file the data was written from.
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 MiB=1048576
@@ -41,21 +46,37 @@ run blkdiscard -z -o $((16 * MiB)) -l $((16 * MiB)) "$dev"
 
 step "zero out 4 KiB in the middle of the data"
 run blkdiscard -z -o $((8 * MiB + 4096)) -l 4096 "$dev"
-dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256 + 1)) count=1 iflag=direct 2>/dev/null
-dd if=/dev/zero of=/tmp/zblk bs=4096 count=1 2>/dev/null
+run dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256 + 1)) count=1 iflag=direct
+run dd if=/dev/zero of=/tmp/zblk bs=4096 count=1
 cmp /tmp/blk /tmp/zblk || fail "4 KiB zero-out at 8 MiB + 4 KiB did not read back as zeroes"
-dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256)) count=1 iflag=direct 2>/dev/null
-dd if=/tmp/rand of=/tmp/rblk bs=4096 skip=$((8 * 256)) count=1 2>/dev/null
-cmp /tmp/blk /tmp/rblk || fail "the block before a 4 KiB zero-out changed"
+for b in 0 2; do
+	run dd if="$dev" of=/tmp/blk bs=4096 skip=$((8 * 256 + b)) count=1 iflag=direct
+	run dd if=/tmp/rand of=/tmp/rblk bs=4096 skip=$((8 * 256 + b)) count=1
+	cmp /tmp/blk /tmp/rblk || fail "block $b of 8 MiB, beside a 4 KiB zero-out, changed"
+done
+# The zero-out is inside 0..16 MiB: what is checked below must not count it.
+run dd if=/dev/zero of=/tmp/rand bs=4096 seek=$((8 * 256 + 1)) count=1 conv=notrunc
 
-step "discard 32..40 MiB, then the whole device"
+step "discard 32..40 MiB"
 run blkdiscard -o $((32 * MiB)) -l $((8 * MiB)) "$dev"
+[ "$(sha_range "$dev" $((32 * MiB)) $((8 * MiB)))" = "$(sha_zero $((8 * MiB)))" ] ||
+	fail "32..40 MiB does not read back as zeroes after a discard"
+[ "$(sha_range "$dev" $((40 * MiB)) $((8 * MiB)))" = "$(sha_range /tmp/rand $((40 * MiB)) $((8 * MiB)))" ] ||
+	fail "40..48 MiB changed by a discard of 32..40 MiB"
+[ "$(sha_range "$dev" $((16 * MiB)) $((16 * MiB)))" = "$(sha_zero $((16 * MiB)))" ] ||
+	fail "the zeroed 16..32 MiB changed by a discard of 32..40 MiB"
 [ "$(sha_range "$dev" 0 $((8 * MiB)))" = "$(sha_range /tmp/rand 0 $((8 * MiB)))" ] ||
 	fail "0..8 MiB changed by a discard of 32..40 MiB"
+
+step "discard the whole device"
 run blkdiscard -f "$dev"
-run_sh "dd if=/tmp/rand of=$dev bs=1M count=4 oflag=direct conv=notrunc"
+[ "$(sha_range "$dev" 0 $((48 * MiB)))" = "$(sha_zero $((48 * MiB)))" ] ||
+	fail "0..48 MiB does not read back as zeroes after a discard of the whole device"
+run dd if=/tmp/rand of="$dev" bs=1M count=4 oflag=direct conv=notrunc
 [ "$(sha_range "$dev" 0 $((4 * MiB)))" = "$(sha_range /tmp/rand 0 $((4 * MiB)))" ] ||
 	fail "data written after a full discard does not read back"
+[ "$(sha_range "$dev" $((4 * MiB)) $((44 * MiB)))" = "$(sha_zero $((44 * MiB)))" ] ||
+	fail "4..48 MiB is not zeroes after writing 0..4 MiB on a discarded device"
 
 vtier_down dis
 run rmdir "$VT/dis"

@@ -1,25 +1,28 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 768M 64M 64M
+# vtier-disks: 768M 192M 192M 192M
 # vtier-timeout: 900
 # vtier-needs: module
 #
 # fio with verify=crc32c on /dev/vtier0 (libaio, O_DIRECT, iodepth 16): a
 # 4 KiB random-write job and a 1 MiB sequential-write job side by side on
 # two halves of VTIER_FIO_MB MiB (default 256), each reading back and
-# checking everything it wrote (verify_fatal). Then the device is powered
-# down and up again and a verify-only pass re-reads all of it, so the data
-# must have reached the performance device, not just a cache.
+# checking everything it wrote (verify_fatal). Then all of it is destaged
+# into the 2+1 stripes of the three capacity devices, the device is
+# powered down and up again and a verify-only pass re-reads all of it: the
+# data must have reached the capacity tier's stripes, not just a cache.
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 mb=${VTIER_FIO_MB:-256}
 half=$((mb / 2))
 
 vtier_load
-vtier_format /dev/vda /dev/vdb /dev/vdc
-vtier_create fio /dev/vda /dev/vdb /dev/vdc
+vtier_format /dev/vda /dev/vdb /dev/vdc /dev/vdd
+vtier_create fio /dev/vda /dev/vdb /dev/vdc /dev/vdd
 disk=$(vtier_up fio)
 dev=/dev/$disk
 size=$(bdev_size "$dev")
@@ -55,23 +58,33 @@ JOB
 
 step "fio: write $mb MiB and verify (crc32c)"
 cat /tmp/verify.fio
-if ! fio /tmp/verify.fio >/tmp/fio.out 2>&1; then
+fio /tmp/verify.fio >/tmp/fio.out 2>&1 || {
+	st=$?
 	cat /tmp/fio.out
-	fail "fio write+verify failed (status $?)"
-fi
+	fail "fio write+verify failed (status $st)"
+}
 cat /tmp/fio.out
 grep -q 'verify:' /tmp/fio.out && fail "fio reported verify errors"
 [ "$(grep -c 'err= 0' /tmp/fio.out)" = 2 ] || fail "fio: not both jobs ended with err=0"
 
-step "power cycle, then verify everything again from the device"
+step "destage all of it into the capacity tier's stripes"
+grep -m1 '^geometry: 2+1 ' "$VT/fio/status" || fail "no 2+1 stripes: $(grep -m1 '^geometry:' "$VT/fio/status")"
+attr_write "$VT/fio/destage" 1000000
+echo "destaged: $(cat "$VT/fio/destage")"
+moved=$(awk '{ print $3 }' "$VT/fio/destage")
+[ "$moved" -ge $((mb * 256)) ] || fail "only $moved blocks destaged of $((mb * 256)) written"
+grep -E '^(destage|stripes):' "$VT/fio/status"
+
+step "power cycle, then verify everything again from the capacity tier"
 vtier_down fio
 disk=$(vtier_up fio)
 dev=/dev/$disk
 sed -i "s|^filename=.*|filename=$dev|" /tmp/verify.fio
-if ! fio --verify_only /tmp/verify.fio >/tmp/fio2.out 2>&1; then
+fio --verify_only /tmp/verify.fio >/tmp/fio2.out 2>&1 || {
+	st=$?
 	cat /tmp/fio2.out
-	fail "fio verify_only after power cycle failed (status $?)"
-fi
+	fail "fio verify_only after power cycle failed (status $st)"
+}
 cat /tmp/fio2.out
 grep -q 'verify:' /tmp/fio2.out && fail "fio verify_only reported verify errors"
 [ "$(grep -c 'err= 0' /tmp/fio2.out)" = 2 ] || fail "fio verify_only: not both jobs ended with err=0"

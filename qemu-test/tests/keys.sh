@@ -20,7 +20,9 @@
 # - no key ever shows in an attribute, vtierctl's output or the kernel log.
 # Disks: vda perf + vdb capacity (encrypted set), vdc alone (unencrypted).
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 ENOKEY="Required key not available"
@@ -132,7 +134,9 @@ no_key_in "vtierctl show's output" "$out"
 [ "$(echo "$out" | grep -c 'encrypted AES-256-XTS, tweak ')" = 4 ] ||
 	fail "not all 4 superblock copies say encrypted"
 tweaks=$(echo "$out" | sed -n 's/.*tweak \([0-9a-f]*\).*/\1/p' | sort -u)
-[ "$(echo "$tweaks" | wc -l)" = 1 ] && [ ${#tweaks} = 32 ] || fail "members disagree on the tweak: $tweaks"
+if [ "$(echo "$tweaks" | wc -l)" != 1 ] || [ ${#tweaks} != 32 ]; then
+	fail "members disagree on the tweak: $tweaks"
+fi
 run vtierctl check-key /dev/vdb --key-file /tmp/key.bin
 if vtierctl check-key /dev/vda --key-file /tmp/wrong.hex; then
 	fail "vtierctl check-key accepted the wrong key"

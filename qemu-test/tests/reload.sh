@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 128M 32M 32M
+# vtier-disks: 128M 32M 32M 32M
 # vtier-timeout: 300
 # vtier-needs: module
 #
@@ -10,15 +10,20 @@
 # - rmdir of a powered device takes it down first (/dev/vtierN goes away);
 # - after power=0 + rmdir, rmmod succeeds; insmod, the same configuration
 #   and power=1 give back the same bytes, at the start and at the end.
+# The pattern is destaged into the 2+1 stripes of the three capacity
+# devices right after it is written, so the reads after every reload come
+# from the capacity tier; they are compared with the pattern's sha256.
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 MiB=1048576
 
 vtier_load
-vtier_format /dev/vda /dev/vdb /dev/vdc
-vtier_create r /dev/vda /dev/vdb /dev/vdc
+vtier_format /dev/vda /dev/vdb /dev/vdc /dev/vdd
+vtier_create r /dev/vda /dev/vdb /dev/vdc /dev/vdd
 disk=$(vtier_up r)
 dev=/dev/$disk
 size=$(bdev_size "$dev")
@@ -29,6 +34,11 @@ run dd if=/tmp/pat of="$dev" bs=1M oflag=direct conv=notrunc
 last=$((size / MiB - 8))
 run dd if=/tmp/pat of="$dev" bs=1M seek=$last oflag=direct conv=notrunc
 want=$(sha256sum </tmp/pat | cut -d' ' -f1)
+grep -m1 '^geometry: 2+1 ' "$VT/r/status" || fail "no 2+1 stripes: $(grep -m1 '^geometry:' "$VT/r/status")"
+attr_write "$VT/r/destage" 100000
+echo "destaged: $(cat "$VT/r/destage")"
+moved=$(awk '{ print $3 }' "$VT/r/destage")
+[ "$moved" -ge 4096 ] || fail "only $moved blocks destaged of 4096 written"
 
 step "rmmod while $disk is powered"
 if rmmod vtier 2>/tmp/rmmod.err; then
@@ -36,7 +46,7 @@ if rmmod vtier 2>/tmp/rmmod.err; then
 	[ ! -e "$dev" ] || fail "rmmod succeeded but $dev still exists"
 	[ ! -d "$VT" ] || fail "rmmod succeeded but $VT still exists"
 	vtier_load
-	vtier_create r /dev/vda /dev/vdb /dev/vdc
+	vtier_create r /dev/vda /dev/vdb /dev/vdc /dev/vdd
 	disk=$(vtier_up r)
 	dev=/dev/$disk
 else
@@ -60,7 +70,7 @@ vtier_unload
 
 step "reload and recreate"
 vtier_load
-vtier_create r /dev/vda /dev/vdb /dev/vdc
+vtier_create r /dev/vda /dev/vdb /dev/vdc /dev/vdd
 disk=$(vtier_up r)
 dev=/dev/$disk
 [ "$(bdev_size "$dev")" = "$size" ] || fail "$dev is $(bdev_size "$dev") bytes after reload, was $size"
@@ -77,7 +87,7 @@ step "twice more: load, up, down, unload"
 n=0
 while [ $n -lt 2 ]; do
 	vtier_load
-	vtier_create r /dev/vda /dev/vdb /dev/vdc
+	vtier_create r /dev/vda /dev/vdb /dev/vdc /dev/vdd
 	disk=$(vtier_up r)
 	[ "$(sha_range "/dev/$disk" 0 $((8 * MiB)))" = "$want" ] || fail "data changed in reload round $n"
 	vtier_down r

@@ -7,7 +7,9 @@
 # virtio disks with the sizes the host gave them, and the tools the other
 # tests use run (fio, mkfs.ext4, e2fsck, blkdiscard, vtierctl if present).
 set -eu
-# shellcheck source=../guest/lib.sh
+# shellcheck disable=SC3040 # busybox ash has pipefail
+set -o pipefail
+# shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
 step "virtio disks"
