@@ -50,7 +50,6 @@ use kernel::ModuleMetadata;
 
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
-use crate::kcompat::engine_errno;
 use crate::data::store::Store;
 use crate::format::superblock::BLOCK_SIZE;
 
@@ -321,14 +320,14 @@ impl Target {
         match op {
             bindings::req_op_REQ_OP_READ => {
                 let buf = buf.get_mut(..bytes).ok_or(EINVAL)?;
-                store.read(lba, buf).map_err(engine_errno)?;
+                store.read(lba, buf)?;
                 // SAFETY: `buf` holds `bytes` bytes; `rq` is owned here.
                 let done = unsafe { vtier_rq_copy(rq, buf.as_mut_ptr().cast(), bytes as c_uint, true) };
                 if done as usize == bytes { Ok(()) } else { Err(EIO) }
             }
             // blk-mq's flush machinery may hand over a write without data
             // for what was a flush.
-            bindings::req_op_REQ_OP_WRITE if bytes == 0 => store.flush().map_err(engine_errno),
+            bindings::req_op_REQ_OP_WRITE if bytes == 0 => store.flush().map_err(Error::from),
             // More capacity devices lost than the stripes' parity covers:
             // what is there stays readable, nothing new is taken.
             bindings::req_op_REQ_OP_WRITE | bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES
@@ -338,7 +337,7 @@ impl Target {
             }
             bindings::req_op_REQ_OP_WRITE => {
                 if flags & REQ_PREFLUSH != 0 {
-                    store.flush().map_err(engine_errno)?;
+                    store.flush()?;
                 }
                 let buf = buf.get_mut(..bytes).ok_or(EINVAL)?;
                 // SAFETY: As above, copying from the request's pages.
@@ -346,15 +345,15 @@ impl Target {
                 if done as usize != bytes {
                     return Err(EIO);
                 }
-                store.write(lba, buf).map_err(engine_errno)?;
+                store.write(lba, buf)?;
                 if flags & REQ_FUA != 0 {
-                    store.flush().map_err(engine_errno)?;
+                    store.flush()?;
                 }
                 Ok(())
             }
-            bindings::req_op_REQ_OP_FLUSH => store.flush().map_err(engine_errno),
+            bindings::req_op_REQ_OP_FLUSH => store.flush().map_err(Error::from),
             bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES => {
-                store.discard(lba, (bytes / BLOCK_SIZE) as u64).map_err(engine_errno)
+                store.discard(lba, (bytes / BLOCK_SIZE) as u64).map_err(Error::from)
             }
             _ => Err(EOPNOTSUPP),
         }
@@ -368,7 +367,7 @@ impl PinnedDrop for Target {
         // served any more (the queue itself goes with the fields).
         let store = self.state.lock().store.take();
         if let Some(store) = store {
-            match on_fresh_stack(move || KBox::into_inner(store).close().map(drop).map_err(engine_errno)) {
+            match on_fresh_stack(move || KBox::into_inner(store).close().map(drop).map_err(Error::from)) {
                 Ok(()) => pr_info!("{}: volume closed cleanly\n", self.name()),
                 Err(e) => pr_err!(
                     "{}: closing the volume failed ({}); the next power=1 recovers it from the WAL\n",

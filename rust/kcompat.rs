@@ -73,12 +73,6 @@ impl From<kernel::error::Error> for EngineError {
     }
 }
 
-/// The engine's error as a kernel errno. To be removed: callers convert
-/// with `?` or `Into` (the `From` above) instead.
-pub(crate) fn engine_errno(e: EngineError) -> kernel::error::Error {
-    e.into()
-}
-
 /// Engine errors print in kernel messages as they do in userspace.
 impl kernel::fmt::Display for EngineError {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {

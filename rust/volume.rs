@@ -44,7 +44,6 @@ use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::{KeyBuf, Xts};
 use crate::crypt::encryption::Encryption;
 use crate::error::Error as EngineError;
-use crate::kcompat::engine_errno;
 use crate::io::device::BlockDevice;
 use crate::blk::{on_fresh_stack, Disk, Target, VolumeStore};
 use crate::data::store::{DataStats, Store};
@@ -172,7 +171,7 @@ fn read_superblock(name: &BStr, m: &Member, bdev: &mut BackingDevice) -> Result<
     let sb = Superblock::choose(a, b).map_err(|e| {
         fail(
             name,
-            engine_errno(e),
+            Error::from(e),
             fmt!("{}: no valid vtier superblock: {} (run vtierctl format)", m.path.as_bstr(), e),
         )
     })?;
@@ -222,7 +221,7 @@ impl Volume {
                     devs.push(Some(d), GFP_KERNEL)?;
                 }
                 let mut st = StripeStore::open(devs, area_start, &uuid, STRIPE_CACHE_PAGES).map_err(|e| {
-                    fail(name, engine_errno(e), fmt!("capacity tier: cannot open the erasure-coded stripes: {}", e))
+                    fail(name, Error::from(e), fmt!("capacity tier: cannot open the erasure-coded stripes: {}", e))
                 })?;
                 // Stripes are coded by the fastest SIMD kernel that passed
                 // its self-test at load, the scalar loop otherwise.
@@ -232,7 +231,7 @@ impl Volume {
                 (None, capacity)
             };
             let store = Store::open(perf, stripes, cipher)
-                .map_err(|e| fail(name, engine_errno(e), fmt!("cannot open the volume: {}", e)))?;
+                .map_err(|e| fail(name, Error::from(e), fmt!("cannot open the volume: {}", e)))?;
             Ok((KBox::new(store, GFP_KERNEL)?, spare))
         })?;
         let nr_lbas = store.nr_lbas();
@@ -393,7 +392,7 @@ impl Volume {
     /// (next stripe id, stripe ids in all).
     pub(crate) fn scrub(&self, stripes: u64) -> Result<(u64, u64)> {
         self.with_stripes(|st| {
-            let p = st.scrub_step(stripes).map_err(engine_errno)?;
+            let p = st.scrub_step(stripes)?;
             Ok((p.cursor, p.total))
         })
     }
@@ -406,7 +405,7 @@ impl Volume {
             if st.rebuild_progress().member.is_none() {
                 return Err(ENOENT);
             }
-            let p = st.rebuild_step(stripes).map_err(engine_errno)?;
+            let p = st.rebuild_step(stripes)?;
             Ok((p.done, p.total))
         })
     }
@@ -449,7 +448,7 @@ impl Volume {
             }
             let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {
                 pr_err!("{}: replace: cannot write the capacity superblock: {}\n", self.name(), e);
-                engine_errno(e)
+                Error::from(e)
             })?;
             if csb.data_start > area_start {
                 pr_err!(
@@ -462,7 +461,7 @@ impl Volume {
             }
             st.replace_member(index, dev).map(drop).map_err(|e| {
                 pr_err!("{}: replace: {}\n", self.name(), e);
-                engine_errno(e)
+                Error::from(e)
             })
         })
     }
@@ -479,7 +478,7 @@ impl Volume {
             if store.stripes().is_none() {
                 return Err(EOPNOTSUPP);
             }
-            store.destage(stripes).map_err(engine_errno)
+            store.destage(stripes).map_err(Error::from)
         })
     }
 }
