@@ -969,36 +969,71 @@ struct Tiered {
     stats: vtier_engine::data::store::DataStats,
 }
 
-const TIERED_SPAN: u64 = 64;
+/// The volume and workload of a tiered crash harness.
+#[derive(Copy, Clone)]
+struct Shape {
+    /// Blocks of each of the three capacity members.
+    member_blocks: u64,
+    /// The capacity tier's chunks (2+1 stripes of `2 * chunk_blocks` data
+    /// blocks).
+    chunk_blocks: u32,
+    /// Logical blocks the workload touches.
+    span: u64,
+    /// Longest write or discard, in blocks.
+    max_len: u64,
+    /// Operations.
+    ops: u64,
+}
+
+/// Small stripes: destage, reclamation and compaction of 8-block stripes.
+const SMALL: Shape = Shape {
+    member_blocks: 256,
+    chunk_blocks: 4,
+    span: 64,
+    max_len: 8,
+    ops: 120,
+};
+
+impl Shape {
+    fn stripe_opts(&self) -> StripeOptions {
+        StripeOptions {
+            chunk_blocks: self.chunk_blocks,
+            ..STRIPE_OPTS
+        }
+    }
+}
 
 /// Writes, overwrites, discards, flushes and destages on a volume whose
 /// performance disk and three capacity members share one power supply,
 /// cut at global write `cut` (never for `None`); stops at the first error
 /// (the power is gone).
-fn tiered_workload(cut: Option<u64>, member_blocks: u64) -> Tiered {
+fn tiered_workload(cut: Option<u64>, shape: Shape) -> Tiered {
     let sh: Rc<Shared> = Shared::new();
     let perf = blank(&sh, 1024);
     let s = Store::format(perf, &opts(true), cipher(true)).unwrap();
     let perf = s.close().unwrap().0;
     let mut devs = vtier_engine::kcompat::KVec::new();
     for _ in 0..3 {
-        devs.push(blank(&sh, member_blocks), vtier_engine::kcompat::GFP_KERNEL)
-            .unwrap();
+        devs.push(
+            blank(&sh, shape.member_blocks),
+            vtier_engine::kcompat::GFP_KERNEL,
+        )
+        .unwrap();
     }
-    let st = StripeStore::format(devs, &STRIPE_OPTS).unwrap();
+    let st = StripeStore::format(devs, &shape.stripe_opts()).unwrap();
     let mut s = Store::open(perf, Some(st), cipher(true)).unwrap();
     let start = sh.writes.get();
     if let Some(c) = cut {
         sh.cut_at.set(Some(start + c));
         sh.torn.set((c % 9) as usize);
     }
-    let mut history: Vec<Vec<(u64, u64)>> = vec![vec![(0, 0)]; TIERED_SPAN as usize];
+    let mut history: Vec<Vec<(u64, u64)>> = vec![vec![(0, 0)]; shape.span as usize];
     let mut flushes = vec![(start, 0)];
     let mut rng = Rng(0x7133_d00d);
     let mut tag = 1;
-    for op in 1..=120u64 {
-        let lba = rng.below(TIERED_SPAN - 8);
-        let len = 1 + rng.below(8);
+    for op in 1..=shape.ops {
+        let lba = rng.below(shape.span - shape.max_len);
+        let len = 1 + rng.below(shape.max_len);
         let r = match rng.below(10) {
             0 => s.discard(lba, len).map(|()| {
                 (lba..lba + len).for_each(|b| history[b as usize].push((op, 0)));
@@ -1047,7 +1082,7 @@ fn every_crash_point_of_a_tiered_volume_keeps_what_a_flush_acknowledged() {
     // map says after recovery must read back as what the flushes
     // acknowledged: a stripe freed before the map that dropped it was
     // durable would be reused and read back as other data.
-    let full = tiered_workload(None, 256);
+    let full = tiered_workload(None, SMALL);
     assert!(
         full.stats.destaged_stripes > 10,
         "too few destages: {:?}",
@@ -1058,7 +1093,7 @@ fn every_crash_point_of_a_tiered_volume_keeps_what_a_flush_acknowledged() {
         "too few stripes freed: {:?}",
         full.stats
     );
-    let tried = every_cut_of_tiered(&full, 256);
+    let tried = every_cut_of_tiered(&full, SMALL);
     eprintln!(
         "tiered crash points tried: {tried}, failures: 0 ({} stripes destaged, {} freed in the full run)",
         full.stats.destaged_stripes, full.stats.stripes_reclaimed
@@ -1070,27 +1105,56 @@ fn every_crash_point_of_a_compacting_tier_keeps_what_a_flush_acknowledged() {
     // The same workload on a capacity tier too small to hold it without
     // compaction: live blocks move between stripes, and the emptied ones
     // are freed and reused, with the power cut at every write.
-    let full = tiered_workload(None, 80);
+    let compacting = Shape {
+        member_blocks: 80,
+        ..SMALL
+    };
+    let full = tiered_workload(None, compacting);
     assert!(
         full.stats.compacted_stripes > 2,
         "too few compactions: {:?}",
         full.stats
     );
-    let tried = every_cut_of_tiered(&full, 80);
+    let tried = every_cut_of_tiered(&full, compacting);
     eprintln!(
         "compacting tier crash points tried: {tried}, failures: 0 ({} stripes destaged, {} compacted, {} freed in the full run)",
         full.stats.destaged_stripes, full.stats.compacted_stripes, full.stats.stripes_reclaimed
     );
 }
 
+#[test]
+fn every_crash_point_of_many_transactions_per_stripe_keeps_what_a_flush_acknowledged() {
+    // Stripes of 96 data blocks filled with single-block extents: a
+    // destage or compaction repoints more pieces than one transaction
+    // takes, in several; and a tier with few stripes, so that compaction
+    // tops a victim's stripe up with part of a donor. The power is cut at
+    // every write, between those transactions too.
+    let big = Shape {
+        member_blocks: 420,
+        chunk_blocks: 48,
+        span: 240,
+        max_len: 2,
+        ops: 260,
+    };
+    let full = tiered_workload(None, big);
+    eprintln!("many transactions per stripe, full run: {:?}", full.stats);
+    assert!(
+        full.stats.destaged_blocks > 64 * 2,
+        "too little destaged: {:?}",
+        full.stats
+    );
+    let tried = every_cut_of_tiered(&full, big);
+    eprintln!("many transactions per stripe: crash points tried: {tried}, failures: 0");
+}
+
 /// Cuts the power of [`tiered_workload`] at every write of `full`'s run,
 /// recovers, and checks every block against what the flushes
 /// acknowledged; returns the crash points tried.
-fn every_cut_of_tiered(full: &Tiered, member_blocks: u64) -> u64 {
+fn every_cut_of_tiered(full: &Tiered, shape: Shape) -> u64 {
     let total = full.members[0].sh.writes.get() - full.start;
     let mut tried = 0;
     for cut in 0..total {
-        let t = tiered_workload(Some(cut), member_blocks);
+        let t = tiered_workload(Some(cut), shape);
         let what = format!("cut {cut} of {total}");
         let seed = cut.wrapping_mul(0x9e37_79b9);
         // Power back on.
@@ -1110,7 +1174,7 @@ fn every_cut_of_tiered(full: &Tiered, member_blocks: u64) -> u64 {
             .unwrap_or_else(|e| panic!("{what}: open the stripes: {e}"));
         let mut s = Store::open(perf, Some(st), cipher(true))
             .unwrap_or_else(|e| panic!("{what}: open: {e}"));
-        let got = read_tags(&mut s, 0, TIERED_SPAN, &what);
+        let got = read_tags(&mut s, 0, shape.span, &what);
         let cut_global = t.start + cut;
         let durable = t
             .flushes
@@ -1302,5 +1366,79 @@ fn a_destage_relieves_the_performance_tier_until_it_is_short_again() {
     assert!(
         destaged <= writes / 3,
         "{destaged} destages for {writes} single-block writes"
+    );
+}
+
+#[test]
+fn a_tiered_device_is_as_large_as_its_capacity_tier_and_can_always_be_overwritten() {
+    // 2+1 stripes of 96 data blocks on three members: the device exports
+    // what the stripes hold but for the compaction reserve, many times
+    // the performance tier's own share. Written whole, then overwritten
+    // one block at a time at random, twice over: stripes end up partly
+    // live with more pieces than one transaction takes, every stripe
+    // more than half live, and no write may ever fail for want of space.
+    let opts_big = StripeOptions {
+        chunk_blocks: 48,
+        ..STRIPE_OPTS
+    };
+    let mut kdevs = vtier_engine::kcompat::KVec::new();
+    for _ in 0..3 {
+        kdevs
+            .push(
+                MemDevice::new(2048).unwrap(),
+                vtier_engine::kcompat::GFP_KERNEL,
+            )
+            .unwrap();
+    }
+    let st = StripeStore::format(kdevs, &opts_big).unwrap();
+    let geom = *st.geometry();
+    let dev = Store::format(MemDevice::new(2048).unwrap(), &opts(true), cipher(true))
+        .unwrap()
+        .close()
+        .unwrap()
+        .0;
+    let alone = {
+        let s = Store::open(
+            MemDevice::from_image(dev.image()).unwrap(),
+            None,
+            cipher(true),
+        )
+        .unwrap();
+        s.nr_lbas()
+    };
+    let mut s = Store::open(dev, Some(st), cipher(true)).unwrap();
+    let n = s.nr_lbas();
+    let reserve = (geom.nr_stripes / vtier_engine::data::store::CAPACITY_RESERVE_DIV).max(2);
+    assert_eq!(n, (geom.nr_stripes - reserve) * geom.data_blocks());
+    assert!(
+        n > 2 * alone,
+        "{n} blocks exported, {alone} without the tier"
+    );
+    let mut model = vec![0u64; n as usize];
+    let mut tag = 1;
+    write_whole_device(&mut s, 32, &mut tag, &mut model);
+    let mut rng = Rng(0x5eed);
+    for _ in 0..2 * n {
+        let lba = rng.below(n);
+        write_tags(&mut s, lba, &[tag]);
+        model[lba as usize] = tag;
+        tag += 1;
+    }
+    let stats = s.stats();
+    assert!(stats.compacted_stripes > 0, "nothing compacted: {stats:?}");
+    assert!(
+        stats.compacted_blocks > 64 * stats.compacted_stripes / 2,
+        "{stats:?}"
+    );
+    assert_eq!(read_tags(&mut s, 0, n, "after overwrites"), model);
+    let (dev, stripes) = s.close().unwrap();
+    let members = stripes.unwrap().into_members();
+    let st = StripeStore::open(members, 16, &[7; 16], 8).unwrap();
+    let mut s = Store::open(dev, Some(st), cipher(true)).unwrap();
+    assert_eq!(s.nr_lbas(), n);
+    assert_eq!(read_tags(&mut s, 0, n, "reopened"), model);
+    eprintln!(
+        "tiered device of {n} blocks ({alone} without the tier): {} stripes destaged, {} compacted ({} blocks), {} freed",
+        stats.destaged_stripes, stats.compacted_stripes, stats.compacted_blocks, stats.stripes_reclaimed
     );
 }

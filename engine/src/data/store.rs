@@ -48,6 +48,7 @@
 //!
 //! The store is single-threaded: the kernel serialises calls with a lock.
 
+use crate::btree::node::{INTERNAL_CAPACITY, LEAF_CAPACITY};
 use crate::crypt::cipher::{Tweak, XtsCipher};
 use crate::crypt::encryption::Encryption;
 use crate::data::datalog::{self, Entry, ENTRY_ENCRYPTED, MAX_ENTRY_BLOCKS};
@@ -62,6 +63,7 @@ use crate::kcompat::{KBox, KVVec, KVec, GFP_KERNEL};
 use crate::map::extent::{Extent, EXTENT_CSUM, EXTENT_ENCRYPTED, EXTENT_HEADED};
 use crate::map::lba_map::{release, LbaMap};
 use crate::map::txn::Outcome;
+use crate::stripe::geometry::StripeGeometry;
 use crate::stripe::store::StripeStore;
 use crate::stripe::victims::Skipped;
 
@@ -71,8 +73,9 @@ mod destage;
 /// Committed map updates the tuple cache holds before a checkpoint is
 /// forced (bounds the cache's memory and the replay after a crash).
 pub const CHECKPOINT_TUPLES: usize = 4096;
-/// Most extents one stripe takes in a destage (one transaction, one WAL
-/// record: below [`crate::map::lba_map::MAX_TXN_TUPLES`]).
+/// Most pieces one transaction repoints when a stripe is written (one
+/// WAL record: below [`crate::map::lba_map::MAX_TXN_TUPLES`]); a stripe
+/// takes as many such transactions as it needs.
 const DESTAGE_EXTENTS: usize = 64;
 
 /// Stripes of the capacity tier that destaging leaves free, so that a
@@ -136,13 +139,56 @@ pub struct DataStats {
     pub leaked_blocks: u64,
 }
 
-/// Logical blocks a device exports: two fifths of the performance tier's
-/// data area. A 4 KiB write takes two blocks (header and data), and
-/// displaced blocks stay allocated until the next checkpoint, so this is
-/// what can always be written, whatever the pattern, until the tiering
-/// moves data on to the capacity tier.
-pub fn capacity(sb: &Superblock) -> u64 {
-    sb.nr_blocks.saturating_sub(sb.data_start) / 5 * 2
+/// Free blocks kept for a checkpoint beyond what its pending tuples may
+/// need (a root split, the first shadow of a level).
+const CHECKPOINT_SLACK: u64 = 16;
+
+/// The most levels the LBA map of `nr_lbas` logical blocks can have:
+/// leaves a third full (one extent per block at worst), internal nodes a
+/// third full above them.
+fn map_height(nr_lbas: u64) -> u64 {
+    let mut nodes = nr_lbas.div_ceil(LEAF_CAPACITY as u64 / 3);
+    let mut height = 1;
+    while nodes > 1 {
+        nodes = nodes.div_ceil(INTERNAL_CAPACITY as u64 / 3);
+        height += 1;
+    }
+    height
+}
+
+/// One stripe in this many of the capacity tier is left out of the
+/// exported size, so that compaction always has room to work in and its
+/// cost stays bounded: with every logical block written, stripes are on
+/// average at most seven eighths live.
+pub const CAPACITY_RESERVE_DIV: u64 = 8;
+
+/// Logical blocks a device exports.
+///
+/// - Without a capacity tier: two fifths of the performance tier's data
+///   area. A 4 KiB write takes two blocks (header and data), and
+///   displaced blocks stay allocated until the next checkpoint, so this is
+///   what can always be written, whatever the pattern.
+/// - With one (`stripes`): what the capacity tier's stripes hold (their
+///   data chunks, `k` of every `k + m`), less one stripe in
+///   [`CAPACITY_RESERVE_DIV`] (at least [`COMPACT_RESERVE`] + 1) kept free
+///   for compaction, the performance tier being the write log and the hot
+///   data in front of it. That is bounded by what the performance tier can
+///   map: the LBA map's leaves, a third full at worst (one extent per
+///   block) and shadowed once within a generation, may take half of its
+///   data area. The size is never less than without a capacity tier.
+pub fn capacity(sb: &Superblock, stripes: Option<&StripeGeometry>) -> u64 {
+    let area = sb.nr_blocks.saturating_sub(sb.data_start);
+    let alone = area / 5 * 2;
+    let Some(geom) = stripes else {
+        return alone;
+    };
+    let reserve = (geom.nr_stripes / CAPACITY_RESERVE_DIV).max(COMPACT_RESERVE + 1);
+    let striped = geom
+        .nr_stripes
+        .saturating_sub(reserve)
+        .saturating_mul(geom.data_blocks());
+    let mappable = (area / 2).saturating_mul(LEAF_CAPACITY as u64 / 3) / 2;
+    striped.min(mappable).max(alone)
 }
 
 /// The key id recorded in entries: the first four bytes of the key check
@@ -234,7 +280,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             tweak: sb.encryption.tweak().copied().unwrap_or([0; 16]),
             key_id: key_id(&sb.encryption),
             tag: volume_tag(&sb.volume_uuid),
-            nr_lbas: capacity(&sb),
+            nr_lbas: capacity(&sb, stripes.as_ref().map(|st| st.geometry())),
             hint: sb.data_start,
             map,
             cipher,
@@ -505,12 +551,30 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Ok(())
     }
 
+    /// Blocks the next checkpoint may need for the B-tree: every pending
+    /// tuple may shadow one node per level of the map and split one, plus
+    /// a little for the root. Data never takes these, or a full tier
+    /// could not checkpoint, and its deferred frees (which only a
+    /// checkpoint makes free) would never come back.
+    fn checkpoint_room(&self) -> u64 {
+        let tuples = self.map.txns().cache().tuples().len() as u64;
+        tuples
+            .saturating_mul(2 * map_height(self.nr_lbas))
+            .saturating_add(CHECKPOINT_SLACK)
+    }
+
     /// Allocates `len` contiguous blocks, or `None` if there is no such
-    /// free run now.
+    /// free run now, or taking it would leave less than
+    /// [`Store::checkpoint_room`] free.
     fn try_alloc(&mut self, len: u32) -> Result<Option<u64>> {
         let hint = self.hint;
+        let room = self.checkpoint_room();
         let (vol, dev) = self.map.volume_and_device();
-        match vol.alloc()?.alloc_extent(dev, hint, len) {
+        let alloc = vol.alloc()?;
+        if alloc.free_blocks() < room.saturating_add(u64::from(len)) {
+            return Ok(None);
+        }
+        match alloc.alloc_extent(dev, hint, len) {
             Ok(b) => Ok(Some(b)),
             Err(Error::NoSpace) => Ok(None),
             Err(e) => Err(e),

@@ -23,6 +23,10 @@ pub struct Victims {
     n: usize,
     /// Live blocks of all of them.
     live: u64,
+    /// The emptiest stripe left out because it does not fit whole:
+    /// `(live blocks, stripe id)`. The caller may fill the rest of the
+    /// new stripe with part of it.
+    donor: Option<(u32, u64)>,
 }
 
 impl Victims {
@@ -49,9 +53,24 @@ impl Victims {
             sum += u64::from(c);
             taken += 1;
         }
+        v.donor = v.best.get(taken).copied().filter(|_| taken < v.n);
         v.n = taken;
         v.live = sum;
         v
+    }
+
+    /// The stripe whose live blocks may fill the rest of the new stripe
+    /// (the emptiest that did not fit whole), if there is one.
+    pub fn donor(&self) -> Option<u64> {
+        self.donor.map(|(_, s)| s)
+    }
+
+    /// Whether moving the victims is worth a stripe write: two or more of
+    /// them are freed, or one is and a donor fills the new stripe (the
+    /// donor's live blocks shrink by what the victim left free, so that a
+    /// later compaction frees it whole).
+    pub fn worth_it(&self) -> bool {
+        self.n >= 2 || (self.n == 1 && self.donor.is_some())
     }
 
     /// Keeps `(c, s)` if it is among the [`MAX_VICTIMS`] emptiest so far.
@@ -141,6 +160,23 @@ mod tests {
         assert_eq!(v.ids().collect::<Vec<_>>(), [2, 7, 5, 4]);
         assert_eq!(v.live(), 7);
         assert!(v.contains(5) && !v.contains(1) && !v.contains(3));
+    }
+
+    #[test]
+    fn the_emptiest_that_does_not_fit_whole_is_the_donor() {
+        // 6 and 7 do not fit 8 together: 6 is the victim, 7 the donor.
+        let v = Victims::choose(&[6, 7, 8], 8, &[]);
+        assert_eq!(v.ids().collect::<Vec<_>>(), [0]);
+        assert_eq!(v.donor(), Some(1));
+        assert!(v.worth_it());
+        // Two that fit: no donor needed, and still worth it.
+        let v = Victims::choose(&[3, 8, 5], 8, &[]);
+        assert_eq!((v.len(), v.donor()), (2, None));
+        assert!(v.worth_it());
+        // A lone partly live stripe has nothing to pack with.
+        let v = Victims::choose(&[8, 5, 8], 8, &[]);
+        assert_eq!((v.len(), v.donor()), (1, None));
+        assert!(!v.worth_it());
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //! gone. Destaging leaves [`COMPACT_RESERVE`] stripes free; when it would
 //! need them, the emptiest stripes ([`Victims`]) are moved the way a
 //! destage moves data, the WAL is committed (the map without the victims
-//! is durable) and the victims are freed.
+//! is durable) and the victims are freed. When the victims leave part of
+//! the new stripe empty, the next emptiest stripe (the donor) fills it
+//! with part of its live blocks: so compaction makes progress even when
+//! no two stripes are half empty, as long as the tier as a whole has
+//! room, which the device's size keeps true.
 
-use super::{Store, COMPACT_RESERVE, COMPACT_TRIES, DESTAGE_EXTENTS};
+use super::{Store, COMPACT_RESERVE, COMPACT_TRIES};
 use crate::crypt::cipher::XtsCipher;
 use crate::error::{Error, Result};
 use crate::io::device::BlockDevice;
@@ -21,10 +25,19 @@ use crate::stripe::victims::Victims;
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// Whether the capacity tier has a stripe for destaging beyond the
-    /// [`COMPACT_RESERVE`] that compaction writes into; compacts when it
-    /// has not. `false`: no two stripes' live blocks fit one stripe.
+    /// [`COMPACT_RESERVE`] that compaction writes into; compacts until it
+    /// has. `false`: no compaction is worth a stripe write any more.
+    ///
+    /// Every compaction either frees two or more stripes for the one it
+    /// writes, or fills the stripe it writes (one victim freed, the rest
+    /// taken from a donor), so each pass packs the tier tighter and the
+    /// loop ends. It ends with room whenever the live blocks of the tier
+    /// leave more than [`COMPACT_RESERVE`] stripes' worth free, which the
+    /// device's size guarantees (see [`super::capacity`]).
     pub(super) fn room_to_destage(&mut self) -> Result<bool> {
-        for _ in 0..COMPACT_TRIES {
+        let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;
+        let passes = st.geometry().nr_stripes.saturating_add(1);
+        for _ in 0..passes {
             let st = self.stripes.as_ref().ok_or(Error::InvalidArgument)?;
             if st.free_stripes() + st.pending_frees() > COMPACT_RESERVE {
                 return Ok(true);
@@ -36,13 +49,14 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Ok(false)
     }
 
-    /// Moves the live blocks of the emptiest stripes, two or more whose
-    /// live blocks fit one stripe together ([`Victims`]), into a new
-    /// stripe, and makes the map durable so that the emptied stripes are
-    /// freed (at the capacity tier's next commit). Returns the stripes
-    /// freed: 0 when no two fit, the store does not count live blocks, or
-    /// the tier has no stripe to write. Stripes whose data cannot be read
-    /// as stored are left out of this and later compactions ([`Skipped`])
+    /// Moves the live blocks of the emptiest stripes that fit one stripe
+    /// together ([`Victims`]), topped up with part of the next emptiest
+    /// (the donor), into a new stripe, and makes the map durable so that
+    /// the emptied stripes are freed (at the capacity tier's next commit).
+    /// Returns the stripes freed: 0 when no compaction is worth it, the
+    /// store does not count live blocks, or the tier has no stripe to
+    /// write. Stripes whose data cannot be read as stored are left out of
+    /// this and later compactions ([`Skipped`](crate::stripe::victims::Skipped))
     /// and others are tried, [`COMPACT_TRIES`] sets in all.
     fn compact_stripe(&mut self) -> Result<u64> {
         for _ in 0..COMPACT_TRIES {
@@ -55,10 +69,9 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             {
                 return Ok(0);
             }
-            // Every piece of the victims fits one transaction.
-            let cap = st.geometry().data_blocks().min(DESTAGE_EXTENTS as u64);
+            let cap = st.geometry().data_blocks();
             let victims = Victims::choose(&self.live, cap, self.compact_skip.ids());
-            if victims.len() < 2 {
+            if !victims.worth_it() {
                 self.compact_futile = true;
                 return Ok(0);
             }
@@ -70,7 +83,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 // not match): leave these stripes where they are, for
                 // reads to report and scrub to repair, and try others.
                 self.stats.compaction_errors += 1;
-                for s in victims.ids() {
+                for s in victims.ids().chain(victims.donor()) {
                     self.compact_skip.add(s);
                 }
                 continue;
@@ -92,8 +105,10 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Ok(0)
     }
 
-    /// The pieces of the map that lie in one of `victims`, at most `cap`
-    /// blocks of them, as [`Store::gather`] gives them.
+    /// The pieces of the map that lie in one of `victims`, all of them,
+    /// then pieces of the donor until `cap` blocks are taken, as
+    /// [`Store::gather`] gives them. Room for the victims' blocks is kept
+    /// whatever order the pieces come in, so that every victim is emptied.
     fn gather_in(
         &mut self,
         victims: &Victims,
@@ -102,8 +117,10 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     ) -> Result {
         let txn = self.map.begin()?;
         let r = (|| {
-            let (mut at, mut total) = (0u64, 0u64);
-            while at < self.nr_lbas && total < victims.live() && out.len() < DESTAGE_EXTENTS {
+            let whole = victims.live();
+            let mut budget = cap.saturating_sub(whole);
+            let (mut at, mut total, mut taken) = (0u64, 0u64, 0u64);
+            while at < self.nr_lbas && (taken < whole || budget > 0) {
                 let piece = self.map.lookup(&txn, at, self.nr_lbas - at)?;
                 let len = piece.len.clamp(1, self.nr_lbas - at);
                 if let Some(ext) = piece.value {
@@ -116,6 +133,18 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                         if victims.contains(stripe) && total + n <= cap {
                             out.push((at, ext, total), GFP_KERNEL)?;
                             total += n;
+                            taken += n;
+                        } else if victims.donor() == Some(stripe) && budget > 0 {
+                            let n = n.min(budget);
+                            let part = u32::try_from(n).map_err(|_| Error::InvalidArgument)?;
+                            let ext = if part < ext.len {
+                                ext.slice(0, part)?
+                            } else {
+                                ext
+                            };
+                            out.push((at, ext, total), GFP_KERNEL)?;
+                            total += n;
+                            budget -= n;
                         }
                     }
                 }

@@ -4,10 +4,11 @@
 //! stripes of the capacity tier.
 //!
 //! A destage gathers performance-tier extents (at most one stripe's data,
-//! [`DESTAGE_EXTENTS`] pieces), copies their stored bytes (ciphertext on an
+//! in as many pieces as it takes), copies their stored bytes (ciphertext on an
 //! encrypted volume: never decrypted) into the stage, writes the stage as a
 //! new stripe and commits the stripe store, and only then repoints the
-//! logical blocks at the stripe in one transaction. The performance-tier
+//! logical blocks at the stripe, [`DESTAGE_EXTENTS`] pieces per
+//! transaction. The performance-tier
 //! blocks are released like any displaced extent (free at the next
 //! checkpoint). A crash before the map commit leaves an orphan stripe,
 //! which the next open frees.
@@ -42,7 +43,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         let txn = self.map.begin()?;
         let r = (|| {
             let (mut at, mut scanned, mut total) = (self.destage_at, 0u64, 0u64);
-            while total < cap && out.len() < DESTAGE_EXTENTS && scanned < self.nr_lbas {
+            while total < cap && scanned < self.nr_lbas {
                 if at >= self.nr_lbas {
                     at = 0;
                 }
@@ -120,10 +121,9 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// The stage written as a new stripe and `pieces` repointed at it (the
     /// second half of [`Store::restripe`]); returns the blocks moved.
     pub(super) fn write_stage(&mut self, pieces: &[(u64, Extent, u64)]) -> Result<u64> {
-        let Some(&(_, last, off)) = pieces.last() else {
+        if pieces.is_empty() {
             return Ok(0);
-        };
-        let total = off + u64::from(last.len);
+        }
         let stripes = self.stripes.as_mut().ok_or(Error::InvalidArgument)?;
         if stripes.free_stripes() == 0 && stripes.pending_frees() > 0 {
             // Full, with frees waiting for the tier's next commit (every
@@ -134,10 +134,29 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         let s = stripes.write_stripe(&self.stage)?;
         // Durable before any map points at it.
         stripes.commit()?;
+        let mut moved = 0u64;
+        for batch in pieces.chunks(DESTAGE_EXTENTS) {
+            moved += self.repoint(s, batch)?;
+        }
+        Ok(moved)
+    }
+
+    /// Repoints the logical blocks of `batch` at their copies in stripe
+    /// `s`, in one transaction, and counts them live there; releases what
+    /// they displaced. Returns the blocks repointed.
+    ///
+    /// A stripe's pieces are repointed in batches of [`DESTAGE_EXTENTS`]
+    /// (one transaction's redo record must fit one WAL record). Between
+    /// two batches both copies of the later pieces hold the same bytes, so
+    /// a crash there loses nothing: the map points at one copy or the
+    /// other, and the next open counts the live blocks of both stripes
+    /// from the map.
+    fn repoint(&mut self, s: u64, batch: &[(u64, Extent, u64)]) -> Result<u64> {
         let txn = self.map.begin()?;
         self.displaced.clear();
+        let mut blocks = 0u64;
         let r = (|| {
-            for &(lba, ext, off) in pieces.iter() {
+            for &(lba, ext, off) in batch.iter() {
                 let offset = u32::try_from(off).map_err(|_| Error::InvalidArgument)?;
                 let moved = Extent {
                     paddr: PAddr::stripe(s, offset)?,
@@ -147,6 +166,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 self.map
                     .mapped_in(&txn, lba, u64::from(ext.len), &mut self.displaced)?;
                 self.map.map(&txn, lba, moved)?;
+                blocks += u64::from(ext.len);
             }
             Ok(())
         })();
@@ -159,10 +179,11 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             Outcome::Aborted => return Err(Error::InvalidArgument),
         }
         if let Some(n) = self.live_of(s)? {
-            *n = u32::try_from(total).map_err(|_| Error::InvalidArgument)?;
+            let add = u32::try_from(blocks).map_err(|_| Error::InvalidArgument)?;
+            *n = n.checked_add(add).ok_or(Error::InvalidArgument)?;
         }
         self.release_displaced()?;
-        Ok(total)
+        Ok(blocks)
     }
 
     /// Reads the stored bytes of every piece into its place in `stage`
