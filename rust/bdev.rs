@@ -17,7 +17,7 @@ use kernel::prelude::*;
 use crate::io::device::BlockDevice;
 use crate::error::Result as EngineResult;
 use crate::path::DevPath;
-use crate::format::superblock::BLOCK_SIZE;
+use crate::io::device::BLOCK_SIZE;
 
 /// Sectors (512 bytes) per vtier block.
 pub(crate) const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / 512) as u64;

@@ -51,7 +51,7 @@ use kernel::ModuleMetadata;
 use crate::bdev::{BackingDevice, SECTORS_PER_BLOCK};
 use crate::crypto::Xts;
 use crate::data::store::Store;
-use crate::format::superblock::BLOCK_SIZE;
+use crate::io::device::BLOCK_SIZE;
 
 /// The engine's data path over vtier's member devices and cipher.
 pub(crate) type VolumeStore = Store<BackingDevice, Xts>;

@@ -47,6 +47,7 @@ engine_layers! {
     crypt = "../engine/src/crypt/mod.rs";
     error = "../engine/src/error.rs";
     heap_sort = "../engine/src/heap_sort.rs";
+    kvec = "../engine/src/kvec.rs";
 }
 
 #[forbid(unsafe_code)]

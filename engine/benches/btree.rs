@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use vtier_engine::btree::node_tm::NodeTm;
 use vtier_engine::btree::tree::{create, BTreeConfig, ReadTree, WriteTree};
 use vtier_engine::error::Result as EResult;
-use vtier_engine::format::superblock::BLOCK_SIZE;
+use vtier_engine::io::device::BLOCK_SIZE;
 use vtier_engine::io::paddr::PAddr;
 use vtier_engine::map::extent::Extent;
 use vtier_engine::map::redo::RedoSink;

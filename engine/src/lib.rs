@@ -30,7 +30,7 @@
 //!   not in `vtier.ko`.
 //!
 //! Beside them: [`error`] (the engine's error type), [`kcompat`] (the
-//! kernel's allocation names in userspace) and [`heap_sort`].
+//! kernel's allocation names in userspace), [`kvec`] and [`heap_sort`].
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -51,6 +51,7 @@ pub mod heap_sort;
 pub mod io;
 pub mod journal;
 pub mod kcompat;
+pub mod kvec;
 pub mod map;
 pub mod space;
 pub mod stripe;

@@ -322,7 +322,7 @@ fn every_entry_header_verifies_and_corrupt_data_is_an_error_not_garbage() {
     let hdr = (0..img.len() / BLOCK_SIZE)
         .find(|&b| {
             vtier_engine::data::datalog::decode(&img[b * BLOCK_SIZE..][..BLOCK_SIZE], b as u64, {
-                vtier_engine::journal::wal_block::volume_tag(&[7; 16])
+                vtier_engine::format::superblock::volume_tag(&[7; 16])
             }) == Ok(e)
         })
         .expect("header on the device");

@@ -13,10 +13,11 @@
 //! torn one), version (`BadVersion`), then every field (`Corrupt`).
 
 use crate::error::{Error, Result};
-use crate::format::superblock::BLOCK_SIZE;
 use crate::format::validator::{BlockHeader, BlockKind};
+use crate::io::device::BLOCK_SIZE;
 use crate::io::paddr::PAddr;
 use crate::kcompat::{KVec, GFP_KERNEL};
+use crate::kvec::kvec_insert;
 use crate::map::extent::Extent;
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::FromBytes;
@@ -393,16 +394,6 @@ fn check_header(buf: &[u8], addr: PAddr) -> Result<&RawHeader> {
     kind.check(buf, addr.error_block(), addr.to_raw())?;
     let (hdr, _) = RawHeader::ref_from_prefix(buf).map_err(|_| Error::InvalidArgument)?;
     Ok(hdr)
-}
-
-/// Inserts `x` at `i` of `v` (the engine's `Vec::insert`: `KVec` has none).
-pub fn kvec_insert<T>(v: &mut KVec<T>, i: usize, x: T) -> Result {
-    if i > v.len() {
-        return Err(Error::InvalidArgument);
-    }
-    v.push(x, GFP_KERNEL)?;
-    v[i..].rotate_right(1);
-    Ok(())
 }
 
 /// Removes entry `i` of `v`.

@@ -32,7 +32,7 @@
 use crate::btree::node::NodeData;
 use crate::btree::node_cache::NodeCache;
 use crate::error::{Error, Result};
-use crate::format::superblock::BLOCK_SIZE;
+use crate::io::device::BLOCK_SIZE;
 use crate::io::paddr::PAddr;
 use crate::kcompat::{KVec, GFP_KERNEL};
 use core::cell::{Cell, Ref, RefCell};

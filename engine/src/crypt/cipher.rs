@@ -27,7 +27,7 @@
 //!   it when done.
 
 use crate::error::{Error, Result};
-pub use crate::format::superblock::BLOCK_SIZE;
+pub use crate::io::device::BLOCK_SIZE;
 
 /// Bytes of an AES-256-XTS key: two AES-256 keys.
 pub const XTS_KEY_SIZE: usize = 64;

@@ -71,7 +71,7 @@ pub fn crc32c_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::superblock::BLOCK_SIZE;
+    use crate::io::device::BLOCK_SIZE;
 
     /// Published check values: the CRC catalogue's check string, and the
     /// iSCSI CRC32C examples of RFC 3720 (section B.4).

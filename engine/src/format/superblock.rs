@@ -21,8 +21,7 @@ use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
 use zerocopy_derive::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Size of every vtier block, metadata and data alike.
-pub const BLOCK_SIZE: usize = 4096;
+pub use crate::io::device::BLOCK_SIZE;
 /// On-disk format version this engine writes and reads.
 pub const FORMAT_VERSION: u32 = 4;
 /// `"VTIERSB\0"` read as a little-endian `u64`.
@@ -357,6 +356,17 @@ impl Superblock {
             (Err(e), Err(_)) => Err(e),
         }
     }
+}
+
+/// The volume tag of `uuid`: the two halves of the volume UUID xored,
+/// stamped into WAL blocks, data log headers and stripe chunks so that a
+/// block of another volume is never taken for one of this volume.
+pub fn volume_tag(uuid: &[u8; 16]) -> u64 {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&uuid[..8]);
+    b.copy_from_slice(&uuid[8..]);
+    u64::from_le_bytes(a) ^ u64::from_le_bytes(b)
 }
 
 #[cfg(test)]

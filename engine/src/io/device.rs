@@ -22,7 +22,9 @@
 //!   for the volume (sticky failure), never retry blindly.
 
 use crate::error::{Error, Result};
-pub use crate::format::superblock::BLOCK_SIZE;
+/// Size of every vtier block, metadata and data alike: the unit of all
+/// I/O.
+pub const BLOCK_SIZE: usize = 4096;
 use crate::kcompat::{KVec, GFP_KERNEL};
 
 /// A synchronous block device with 4096-byte blocks.

@@ -33,10 +33,11 @@
 
 use crate::crypt::encryption::Encryption;
 use crate::error::{Error, Result};
+use crate::format::superblock::volume_tag;
 use crate::format::superblock::{MapRoot, Role, Superblock, WalPosition, COPIES, NR_ROOTS};
 use crate::io::device::{BlockDevice, BLOCK_SIZE};
 use crate::journal::wal::Wal;
-use crate::journal::wal_block::{volume_tag, Record};
+use crate::journal::wal_block::Record;
 use crate::kcompat::{KBox, KVec, GFP_KERNEL};
 use crate::space::allocator::{AllocLayout, AllocRoot, Allocator};
 use crate::space::geometry::Geometry;

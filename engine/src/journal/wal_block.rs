@@ -119,15 +119,6 @@ pub fn record_size(len: usize) -> usize {
     (RECORD_HEADER + len).next_multiple_of(8)
 }
 
-/// The volume tag of `uuid`.
-pub fn volume_tag(uuid: &[u8; 16]) -> u64 {
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    a.copy_from_slice(&uuid[..8]);
-    b.copy_from_slice(&uuid[8..]);
-    u64::from_le_bytes(a) ^ u64::from_le_bytes(b)
-}
-
 /// Appends record (`kind`, `seq`, `payload`) at byte `at` of block `buf`
 /// (which must have room; see [`record_size`]); returns the new end.
 pub fn put_record(buf: &mut [u8], at: usize, kind: u8, seq: u64, payload: &[u8]) -> Result<usize> {

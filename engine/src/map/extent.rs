@@ -15,7 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::crc32c::crc32c_combine;
-use crate::format::superblock::BLOCK_SIZE;
+use crate::io::device::BLOCK_SIZE;
 use crate::io::paddr::PAddr;
 
 /// Flag: [`Extent::csum`] is the CRC32C of the extent's data.

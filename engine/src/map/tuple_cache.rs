@@ -238,7 +238,7 @@ impl RangeMap<Version> for Layer<'_> {
         let t = Tuple { lba: key, v };
         match self.cache.position(key, v.txn) {
             Ok(i) => self.cache.tuples[i] = t,
-            Err(i) => crate::btree::node::kvec_insert(&mut self.cache.tuples, i, t)?,
+            Err(i) => crate::kvec::kvec_insert(&mut self.cache.tuples, i, t)?,
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 
 use crate::btree::node_tm::NodeStore;
 use crate::error::{Error, Result};
-use crate::format::superblock::BLOCK_SIZE;
+use crate::io::device::BLOCK_SIZE;
 use crate::io::paddr::{Location, PAddr};
 use crate::kcompat::{KVec, GFP_KERNEL};
 
