@@ -179,6 +179,7 @@ fn format(
     let sizes: Vec<u64> = files[1..].iter().map(|&(_, b)| b).collect();
     let stripe_plan = stripes::plan(&sizes, stripe_args)?;
     let mut capacity_devs = Vec::with_capacity(sizes.len());
+    let mut perf_sb = None;
     for (index, (path, (f, nr_blocks))) in all.iter().zip(files).enumerate() {
         let opts = FormatOptions {
             volume_uuid,
@@ -205,20 +206,41 @@ fn format(
             path.display(),
             sb.role
         );
-        if index > 0 {
+        if index == 0 {
+            perf_sb = Some(sb);
+        } else {
             stripes::check_data_start(stripe_plan.as_ref(), index - 1, path, &sb)?;
             capacity_devs.push(dev);
         }
     }
-    match &stripe_plan {
+    let geometry = match &stripe_plan {
         Some(plan) => {
             let g = stripes::format_store(plan, capacity_devs, volume_uuid)?;
             println!("{}", stripes::describe(&g));
+            Some(g)
         }
-        None if capacity.is_empty() => println!("capacity tier: none"),
-        None => println!("{}", stripes::NOT_CODED),
-    }
+        None if capacity.is_empty() => {
+            println!("capacity tier: none");
+            None
+        }
+        None => {
+            println!("{}", stripes::NOT_CODED);
+            None
+        }
+    };
     println!("volume set {}", describe(&encryption));
+    if let Some(sb) = perf_sb {
+        let blocks = vtier_engine::data::store::capacity(&sb, geometry.as_ref());
+        println!(
+            "exported size: {blocks} blocks of 4096 bytes ({} MiB), {}",
+            (blocks * 4096) >> 20,
+            if geometry.is_some() {
+                "what the capacity tier's stripes hold, less one stripe in eight kept for compaction"
+            } else {
+                "two fifths of the performance device's data area"
+            }
+        );
+    }
     Ok(())
 }
 

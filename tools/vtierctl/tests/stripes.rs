@@ -132,6 +132,25 @@ fn three_capacity_devices_get_2_plus_1_with_64k_chunks() {
 }
 
 #[test]
+fn format_says_the_exported_size_the_capacity_tier_gives() {
+    // 8 MiB members in 2+1 stripes of 64 KiB chunks: the device exports
+    // the stripes' data chunks but one stripe in eight, more than the
+    // 16 MiB performance device would alone.
+    let set = Set::new(&[8, 8, 8]);
+    let out = set.format(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let g = *set.open_store().geometry();
+    let blocks =
+        (g.nr_stripes - (g.nr_stripes / 8).max(2)) * u64::from(g.k) * u64::from(g.chunk_blocks);
+    let line = format!(
+        "exported size: {blocks} blocks of 4096 bytes ({} MiB)",
+        (blocks * 4096) >> 20
+    );
+    assert!(text(&out).contains(&line), "{line:?} not in {}", text(&out));
+    assert!(blocks * 4096 > (16 << 20) / 2, "{blocks} blocks");
+}
+
+#[test]
 fn five_capacity_devices_get_3_plus_2() {
     // Different sizes: the area starts after the largest map, and the
     // smallest device bounds the stripes.
