@@ -82,6 +82,9 @@ int vtier_disk_index_alloc(unsigned int max)
 void vtier_disk_index_free(unsigned int index)
 {
 	ida_free(&vtier_disk_ida, index);
+}
+
+/*
  * CRC32C: crc32c() is exported but not in the kernel's Rust bindings. It
  * takes and returns the raw register (no inversion at either end).
  */
