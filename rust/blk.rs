@@ -75,6 +75,9 @@ unsafe extern "C" {
     ) -> *mut RqQueue;
     fn vtier_rq_queue_add(q: *mut RqQueue, rq: *mut bindings::request);
     fn vtier_rq_queue_destroy(q: *mut RqQueue);
+    fn vtier_rq_queue_set_background(q: *mut RqQueue, f: unsafe extern "C" fn(*mut c_void) -> bool, data: *mut c_void);
+    fn vtier_rq_queue_kick(q: *mut RqQueue);
+    fn vtier_rq_queue_stop_background(q: *mut RqQueue);
     fn vtier_rq_copy(rq: *mut bindings::request, buf: *mut c_void, len: c_uint, to_rq: bool) -> c_uint;
     fn vtier_rq_pos(rq: *mut bindings::request) -> u64;
     fn vtier_call_on_fresh_stack(f: unsafe extern "C" fn(*mut c_void), data: *mut c_void);
@@ -237,6 +240,37 @@ impl Target {
         self.state.lock().store.as_deref_mut().map(f)
     }
 
+    /// Queues a background step (destaging above the high watermark) on
+    /// the request worker's queue; never sleeps, takes no lock of ours.
+    fn kick_background(&self) {
+        // SAFETY: By the invariant of `QueueHandle` the queue is live.
+        unsafe { vtier_rq_queue_kick(self.queue.as_ptr()) };
+    }
+
+    /// Stops background work for good and waits for a running step. After
+    /// this no background step touches the target.
+    pub(crate) fn stop_background(&self) {
+        // SAFETY: By the invariant of `QueueHandle` the queue is live.
+        unsafe { vtier_rq_queue_stop_background(self.queue.as_ptr()) };
+    }
+
+    /// One step of background work under [`Target::state`]; whether more
+    /// is wanted. A failure is logged and stops the work until the next
+    /// write finds the performance tier above the high watermark again.
+    fn background_step(&self) -> bool {
+        match self.with_store(|s| s.background_step()) {
+            Some(Ok(more)) => more,
+            Some(Err(e)) => {
+                let n = self.errors.fetch_add(1, Relaxed);
+                if n < LOUD_ERRORS || n % 1000 == 0 {
+                    pr_err!("{}: background destage failed: {}\n", self.name(), e);
+                }
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Whether the capacity tier has lost more devices than its parity
     /// covers.
     fn stripes_read_only(&self) -> bool {
@@ -349,6 +383,9 @@ impl Target {
                 if flags & REQ_FUA != 0 {
                     store.flush()?;
                 }
+                if store.destage_wanted() {
+                    self.kick_background();
+                }
                 Ok(())
             }
             bindings::req_op_REQ_OP_FLUSH => store.flush().map_err(Error::from),
@@ -396,6 +433,22 @@ unsafe extern "C" fn serve_rq(rq: *mut bindings::request) {
     };
     // SAFETY: Ends `rq` exactly once; nothing touches it afterwards.
     unsafe { bindings::blk_mq_end_request(rq, status) };
+}
+
+/// The worker's background callback: one step of the target's background
+/// work; whether more is wanted.
+///
+/// # Safety
+///
+/// `data` is the pinned [`Target`] that [`Disk::new`] gave
+/// `vtier_rq_queue_set_background`, live until
+/// [`Target::stop_background`] has returned, which `Disk`'s drop calls
+/// before the target can go.
+unsafe extern "C" fn background(data: *mut c_void) -> bool {
+    // SAFETY: By the safety requirements `data` is a live `Target`, only
+    // ever shared.
+    let target = unsafe { &*data.cast::<Target>() };
+    target.background_step()
 }
 
 /// `blk_mq_ops.queue_rq`: starts the request and queues it for the worker.
@@ -542,6 +595,10 @@ impl Disk {
         lim.max_write_zeroes_sectors = MAX_UNMAP_SECTORS;
 
         let queuedata = core::ptr::from_ref::<Target>(&target).cast_mut().cast::<c_void>();
+        // SAFETY: The queue is live (owned by the target); `queuedata` is
+        // the pinned target, which stays where it is until this `Disk` is
+        // dropped, and `Disk`'s drop stops the background work first.
+        unsafe { vtier_rq_queue_set_background(target.queue.as_ptr(), background, queuedata) };
         // SAFETY: `tag_set` is allocated; `lim` is initialised; `queuedata`
         // points to the pinned target, which outlives the disk (invariant).
         let gendisk = from_err_ptr(unsafe {
@@ -595,6 +652,9 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        // No background step runs after this, and none is queued again by
+        // the requests `del_gendisk` drains.
+        self._target.stop_background();
         // SAFETY: By the type invariant the disk was added; `del_gendisk`
         // drains every request, so none references `target` afterwards.
         unsafe {

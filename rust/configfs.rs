@@ -17,6 +17,7 @@
 //! | `rebuild` | rw | while powered: `N` rebuilds the next N stripes onto a replacement device; reads `member done/total`, or `none` (the caller paces it: throttling) |
 //! | `replace` | rw | while powered: `INDEX PATH` puts the block device PATH in the place of failed capacity device INDEX (0-based), which then needs `rebuild`; `capacity_devices` follows |
 //! | `destage` | rw | reads the stripes and blocks destaged since `power=1`; while powered: `N` moves up to N stripes of data from the performance tier to the capacity tier now (`EOPNOTSUPP` without erasure-coded stripes) |
+//! | `destage_watermarks` | rw | `HIGH LOW`: with a capacity tier, data moves to it in the background once more than HIGH percent of the performance tier is in use, until less than LOW percent is (default `60 40`; `0 0` turns it off; `LOW < HIGH <= 100`); may change while powered |
 //!
 //! Device attributes cannot change while powered (`EBUSY`). Paths are checked
 //! when written (`ENOENT`, `ENOTBLK`, `ENAMETOOLONG`, `EINVAL` for a device
@@ -58,6 +59,7 @@ use kernel::sync::Mutex;
 use crate::bdev;
 use crate::crypto::KeyBuf;
 use crate::crypt::encryption::parse_key_hex;
+use crate::data::store::Watermarks;
 use crate::volume::{Config, Member, Volume, MAX_CAPACITY_DEVICES};
 use crate::path::{tokens, DevPath};
 
@@ -112,6 +114,7 @@ impl configfs::GroupOperations for Root {
                 scrub: 8,
                 rebuild: 9,
                 replace: 10,
+                destage_watermarks: 11,
             ],
         };
         let dir_name: CString = name.try_into()?;
@@ -509,6 +512,43 @@ impl AttributeOperations<7> for DeviceConfig {
 }
 
 /// Parses a positive count of stripes written to `attr`.
+#[vtable]
+impl AttributeOperations<11> for DeviceConfig {
+    type Data = DeviceConfig;
+
+    fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let w = this.inner.lock().config.watermarks;
+        let mut f = Formatter::new(page);
+        f.write_fmt(fmt!("{} {}\n", w.high, w.low))?;
+        Ok(f.bytes_written())
+    }
+
+    fn store(this: &DeviceConfig, page: &[u8]) -> Result {
+        let bad = || {
+            pr_err!("{}: destage_watermarks: expected HIGH LOW, 0 <= LOW < HIGH <= 100 (or 0 0)\n", this.name());
+            EINVAL
+        };
+        let mut it = tokens(page);
+        let mut number = || {
+            it.next()
+                .and_then(|t| core::str::from_utf8(t).ok())
+                .and_then(|t| t.parse::<u8>().ok())
+                .ok_or_else(bad)
+        };
+        let (high, low) = (number()?, number()?);
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        let w = Watermarks::new(high, low).map_err(|_| bad())?;
+        let mut inner = this.inner.lock();
+        if let Some(v) = inner.device.as_ref() {
+            v.set_watermarks(w)?;
+        }
+        inner.config.watermarks = w;
+        Ok(())
+    }
+}
+
 fn parse_count(this: &DeviceConfig, attr: &str, page: &[u8]) -> Result<u64> {
     let value = page.strip_suffix(b"\n").unwrap_or(page);
     core::str::from_utf8(value)

@@ -13,6 +13,11 @@
  * serving; the workqueue has a rescuer (WQ_MEM_RECLAIM) for the same
  * reason.
  *
+ * The same ordered workqueue runs the volume's background work (destaging
+ * above the high watermark) one bounded step at a time: a step that wants
+ * more queues itself again behind the requests that came meanwhile, so
+ * requests wait for one step at most, never for the whole of it.
+ *
  * The queue's spinlock is the last lock of a vtier device's lock order
  * (volume.rs states it): it guards only the list, nothing is taken under
  * it, and the worker drops it before it serves a request.
@@ -39,7 +44,27 @@ struct vtier_rq_queue {
 	struct work_struct work;
 	struct workqueue_struct *wq;
 	vtier_rq_fn fn;
+	/* Background work: one step per run, @bg_fn says if more is wanted. */
+	struct delayed_work bg;
+	vtier_bg_fn bg_fn;
+	void *bg_data;
+	/* Set once by vtier_rq_queue_stop_background(): no step runs again. */
+	bool bg_off;
 };
+
+static void vtier_bg_work(struct work_struct *work)
+{
+	struct vtier_rq_queue *q = container_of(to_delayed_work(work),
+						 struct vtier_rq_queue, bg);
+	unsigned int noio = memalloc_noio_save();
+	bool more = false;
+
+	if (q->bg_fn && !READ_ONCE(q->bg_off))
+		more = q->bg_fn(q->bg_data);
+	memalloc_noio_restore(noio);
+	if (more && !READ_ONCE(q->bg_off))
+		queue_delayed_work(q->wq, &q->bg, 0);
+}
 
 static void vtier_rq_work(struct work_struct *work)
 {
@@ -78,8 +103,37 @@ struct vtier_rq_queue *vtier_rq_queue_create(const char *name, vtier_rq_fn fn)
 	spin_lock_init(&q->lock);
 	INIT_LIST_HEAD(&q->list);
 	INIT_WORK(&q->work, vtier_rq_work);
+	INIT_DELAYED_WORK(&q->bg, vtier_bg_work);
 	q->fn = fn;
 	return q;
+}
+
+/*
+ * Sets the background step @fn(@data), before the first kick. @data must
+ * stay valid until vtier_rq_queue_stop_background() has returned.
+ */
+void vtier_rq_queue_set_background(struct vtier_rq_queue *q, vtier_bg_fn fn,
+				   void *data)
+{
+	q->bg_data = data;
+	q->bg_fn = fn;
+}
+
+/* Runs a background step soon, unless one is queued or it was stopped. */
+void vtier_rq_queue_kick(struct vtier_rq_queue *q)
+{
+	if (q->bg_fn && !READ_ONCE(q->bg_off))
+		queue_delayed_work(q->wq, &q->bg, 0);
+}
+
+/*
+ * Stops background work for good and waits for a running step; a step
+ * that wanted more does not queue itself again. Idempotent.
+ */
+void vtier_rq_queue_stop_background(struct vtier_rq_queue *q)
+{
+	WRITE_ONCE(q->bg_off, true);
+	cancel_delayed_work_sync(&q->bg);
 }
 
 /* Hands a started request to the worker; never sleeps. */
@@ -96,6 +150,7 @@ void vtier_rq_queue_add(struct vtier_rq_queue *q, struct request *rq)
 /* Waits for the worker to finish and frees the queue. */
 void vtier_rq_queue_destroy(struct vtier_rq_queue *q)
 {
+	vtier_rq_queue_stop_background(q);
 	destroy_workqueue(q->wq);
 	WARN_ON(!list_empty(&q->list));
 	kfree(q);

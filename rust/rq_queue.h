@@ -12,7 +12,14 @@ struct vtier_rq_queue;
 /* Processes @rq and ends it; called in process context, one at a time. */
 typedef void (*vtier_rq_fn)(struct request *rq);
 
+/* One step of background work; returns whether more is wanted. */
+typedef bool (*vtier_bg_fn)(void *data);
+
 struct vtier_rq_queue *vtier_rq_queue_create(const char *name, vtier_rq_fn fn);
+void vtier_rq_queue_set_background(struct vtier_rq_queue *q, vtier_bg_fn fn,
+				   void *data);
+void vtier_rq_queue_kick(struct vtier_rq_queue *q);
+void vtier_rq_queue_stop_background(struct vtier_rq_queue *q);
 void vtier_rq_queue_add(struct vtier_rq_queue *q, struct request *rq);
 void vtier_rq_queue_destroy(struct vtier_rq_queue *q);
 

@@ -22,7 +22,8 @@
 //!    requests in flight; `rmdir` drops it when no access can run any more).
 //! 2. [`Target::state`](crate::blk::Target) (`blk.rs`), a mutex around the
 //!    store and the bounce buffer: the request worker holds it while it
-//!    serves a request, the operations here while they use the store. A
+//!    serves a request or runs one step of background destaging, the
+//!    operations here while they use the store. A
 //!    kworker that a configfs access waits for ([`on_fresh_stack`]) takes
 //!    it on behalf of that access, so counts as holding (1).
 //! 3. The request queue's spinlock (`rq_queue.c`): `queue_rq` holds it to
@@ -46,7 +47,7 @@ use crate::crypt::encryption::Encryption;
 use crate::error::Error as EngineError;
 use crate::io::device::BlockDevice;
 use crate::blk::{on_fresh_stack, Disk, Target, VolumeStore};
-use crate::data::store::{DataStats, Store};
+use crate::data::store::{DataStats, Store, Watermarks};
 use crate::journal::meta_device::{FormatOptions, MetaDevice};
 use crate::stripe::member::MemberState;
 use crate::stripe::store::StripeStore;
@@ -74,6 +75,9 @@ pub(crate) struct Config {
     pub(crate) capacity: KVec<Member>,
     /// The key of an encrypted volume (configfs `key`), wiped on drop.
     pub(crate) key: Option<KeyBuf>,
+    /// When the volume destages in the background (configfs
+    /// `destage_watermarks`); may change while powered.
+    pub(crate) watermarks: Watermarks,
 }
 
 /// Highest index N of `/dev/vtierN`. Each vtier disk takes one of the
@@ -240,6 +244,7 @@ impl Volume {
         }
         let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
         let mut store = store;
+        store.set_watermarks(cfg.watermarks);
         if store.stripes().is_some() && !store.reclaims_stripes() {
             pr_warn!(
                 "{}: capacity tier: no memory for the live counts of its stripes, or the map could not be scanned: stripes are not freed while it is powered\n",
@@ -471,6 +476,11 @@ impl Volume {
         self.target().with_store(|store| store.stats())
     }
 
+    /// Sets when the volume destages in the background.
+    pub(crate) fn set_watermarks(&self, w: Watermarks) -> Result {
+        self.disk.target().with_store(|s| s.set_watermarks(w)).ok_or(EIO)
+    }
+
     /// Moves up to `stripes` stripes of data to the capacity tier now
     /// (configfs `destage`); returns the blocks moved.
     pub(crate) fn destage(&self, stripes: u32) -> Result<u64> {
@@ -516,6 +526,14 @@ fn write_store_status(store: &mut VolumeStore, errors: u32, w: &mut Formatter<'_
     w.write_fmt(fmt!(
         "compaction: stripes {} blocks {} (errors {})\n",
         s.compacted_stripes, s.compacted_blocks, s.compaction_errors
+    ))?;
+    let wm = store.watermarks();
+    w.write_fmt(fmt!(
+        "performance tier: {} % in use; background: {} stripes moved, watermarks {} % / {} %\n",
+        store.perf_in_use().unwrap_or(0),
+        s.background_destages,
+        wm.high,
+        wm.low
     ))?;
     match store.stripes() {
         Some(st) => st.write_status(w).map_err(|_| EFBIG)?,

@@ -1442,3 +1442,48 @@ fn a_tiered_device_is_as_large_as_its_capacity_tier_and_can_always_be_overwritte
         stats.destaged_stripes, stats.compacted_stripes, stats.compacted_blocks, stats.stripes_reclaimed
     );
 }
+
+#[test]
+fn background_destaging_runs_between_the_watermarks() {
+    use vtier_engine::data::store::Watermarks;
+    assert_eq!(Watermarks::new(40, 60), Err(Error::InvalidArgument));
+    assert_eq!(Watermarks::new(101, 50), Err(Error::InvalidArgument));
+    assert_eq!(Watermarks::new(50, 50), Err(Error::InvalidArgument));
+    let mut s = with_stripes();
+    s.set_watermarks(Watermarks::new(30, 10).unwrap());
+    let n = s.nr_lbas();
+    let mut model = vec![0u64; n as usize];
+    let mut tag = 1;
+    let mut lba = 0;
+    while !s.destage_wanted() {
+        assert!(lba + 8 <= n, "never above the high watermark");
+        let t: Vec<u64> = (0..8).map(|i| tag + i).collect();
+        tag += 8;
+        write_tags(&mut s, lba, &t);
+        model[lba as usize..lba as usize + 8].copy_from_slice(&t);
+        lba += 8;
+    }
+    assert!(s.perf_in_use().unwrap() >= 30);
+    assert_eq!(s.stats().destaged_stripes, 0, "no writer had to destage");
+    let mut steps = 0;
+    while s.background_step().unwrap() {
+        steps += 1;
+        assert!(steps < 10_000, "background destaging never stops");
+    }
+    assert!(
+        s.perf_in_use().unwrap() < 10,
+        "stopped at {} % in use",
+        s.perf_in_use().unwrap()
+    );
+    assert!(s.stats().background_destages > 10, "{:?}", s.stats());
+    assert!(!s.destage_wanted());
+    assert_eq!(read_tags(&mut s, 0, n, "after"), model);
+    // Off: nothing is wanted however full the tier is.
+    s.set_watermarks(Watermarks::new(0, 0).unwrap());
+    let t: Vec<u64> = (0..n.min(800)).map(|i| tag + i).collect();
+    write_tags(&mut s, 0, &t);
+    assert!(!s.destage_wanted());
+    assert!(!s.background_step().unwrap());
+    let s = close_and_reopen(s);
+    assert_eq!(s.nr_lbas(), n);
+}

@@ -134,6 +134,8 @@ pub struct DataStats {
     /// Compactions given up because the chosen stripes could not be read
     /// as stored (they are left out of later ones).
     pub compaction_errors: u64,
+    /// Stripes destaged in the background (above the high watermark).
+    pub background_destages: u64,
     /// Blocks of failed writes that could not be given back to the
     /// allocator: they stay allocated, unused, until it is rebuilt.
     pub leaked_blocks: u64,
@@ -154,6 +156,41 @@ fn map_height(nr_lbas: u64) -> u64 {
         height += 1;
     }
     height
+}
+
+/// When data moves to the capacity tier in the background: in percent of
+/// the performance tier's data area in use (blocks whose free waits for
+/// the next checkpoint count as free). Above `high` destaging starts,
+/// below `low` it stops; writers that outrun it destage themselves when
+/// the tier is three quarters full. `high` 0 turns background destaging
+/// off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Watermarks {
+    /// Percent in use that starts destaging.
+    pub high: u8,
+    /// Percent in use that stops it.
+    pub low: u8,
+}
+
+impl Default for Watermarks {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl Watermarks {
+    /// Destage from 60 % in use down to 40 %: the performance tier keeps
+    /// the hot data and room for bursts of writes.
+    pub const DEFAULT: Self = Self { high: 60, low: 40 };
+
+    /// Checked watermarks: `low < high <= 100`, or both 0 (off).
+    pub fn new(high: u8, low: u8) -> Result<Self> {
+        if (high == 0 && low == 0) || (low < high && high <= 100) {
+            Ok(Self { high, low })
+        } else {
+            Err(Error::InvalidArgument)
+        }
+    }
 }
 
 /// One stripe in this many of the capacity tier is left out of the
@@ -248,6 +285,11 @@ pub struct Store<D: BlockDevice, C: XtsCipher> {
     /// not tried (a full tier would otherwise rescan every count on
     /// every write).
     compact_futile: bool,
+    /// When background destaging starts and stops.
+    watermarks: Watermarks,
+    /// Background destaging is running: the performance tier went above
+    /// the high watermark and has not come down to the low one yet.
+    background: bool,
 }
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
@@ -297,6 +339,8 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             unreferenced: KVec::new(),
             compact_skip: Skipped::default(),
             compact_futile: false,
+            watermarks: Watermarks::DEFAULT,
+            background: false,
         };
         if !store.live.is_empty() {
             if store.count_live().is_ok() {

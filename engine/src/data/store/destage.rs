@@ -13,7 +13,7 @@
 //! checkpoint). A crash before the map commit leaves an orphan stripe,
 //! which the next open frees.
 
-use super::{Store, DESTAGE_EXTENTS};
+use super::{Store, Watermarks, DESTAGE_EXTENTS};
 use crate::crypt::cipher::XtsCipher;
 use crate::error::{Error, Result};
 use crate::io::device::{BlockDevice, BLOCK_SIZE};
@@ -35,6 +35,71 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             }
         }
         Ok(moved)
+    }
+
+    /// The background destaging thresholds.
+    pub fn watermarks(&self) -> Watermarks {
+        self.watermarks
+    }
+
+    /// Sets the background destaging thresholds.
+    pub fn set_watermarks(&mut self, w: Watermarks) {
+        self.watermarks = w;
+        self.background = false;
+    }
+
+    /// Percent of the performance tier's data area in use, counting
+    /// blocks whose free waits for the next checkpoint as free.
+    pub fn perf_in_use(&mut self) -> Result<u64> {
+        let (vol, _) = self.map.volume_and_device();
+        let sb = vol.superblock();
+        let area = sb.nr_blocks.saturating_sub(sb.data_start).max(1);
+        let alloc = vol.alloc()?;
+        let free = alloc.free_blocks() + alloc.deferred_blocks();
+        Ok(area.saturating_sub(free) * 100 / area)
+    }
+
+    /// Whether data should move to the capacity tier in the background
+    /// now (see [`Watermarks`]); false without a capacity tier, with one
+    /// that takes no writes, or with background destaging off.
+    pub fn destage_wanted(&mut self) -> bool {
+        let w = self.watermarks;
+        let able = w.high > 0 && self.stripes.as_ref().is_some_and(|st| !st.is_read_only());
+        let Ok(used) = self.perf_in_use() else {
+            return false;
+        };
+        if !able || used < u64::from(w.low) {
+            self.background = false;
+        } else if used >= u64::from(w.high) {
+            self.background = true;
+        }
+        self.background
+    }
+
+    /// One bounded step of background destaging: one stripe moved (and a
+    /// checkpoint first when many frees wait for one, so that the space
+    /// destaging gave back can be allocated). Returns whether more is
+    /// wanted.
+    pub fn background_step(&mut self) -> Result<bool> {
+        if !self.destage_wanted() {
+            return Ok(false);
+        }
+        let (vol, _) = self.map.volume_and_device();
+        let sb = vol.superblock();
+        let area = sb.nr_blocks.saturating_sub(sb.data_start);
+        if vol.alloc()?.deferred_blocks() > area / 8 {
+            self.map.checkpoint()?;
+            self.stats.checkpoints += 1;
+            self.free_unreferenced();
+        }
+        if self.destage(1)? == 0 {
+            // Nothing left to move, or no room for it: stop until the
+            // next write finds the tier above the high watermark again.
+            self.background = false;
+            return Ok(false);
+        }
+        self.stats.background_destages += 1;
+        Ok(self.destage_wanted())
     }
 
     /// Gathers performance-tier extents from `destage_at` on, at most one
