@@ -586,6 +586,16 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         Ok(())
     }
 
+    /// Commits `txn`, which must not abort: the store is the map's only
+    /// writer and holds one transaction at a time, so an abort (a
+    /// conflict) is an error of the caller.
+    fn commit(&mut self, txn: crate::map::txn::Txn) -> Result {
+        match self.map.commit(txn, false)? {
+            Outcome::Committed { .. } => Ok(()),
+            Outcome::Aborted => Err(Error::InvalidArgument),
+        }
+    }
+
     /// Checkpoints when due; counts it.
     fn maybe_checkpoint(&mut self) -> Result {
         if self.map.checkpoint_if_needed(CHECKPOINT_TUPLES)? {
@@ -889,10 +899,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
                 self.map.abort(txn);
                 return Err(e);
             }
-            match self.map.commit(txn, false)? {
-                Outcome::Committed { .. } => {}
-                Outcome::Aborted => return Err(Error::InvalidArgument),
-            }
+            self.commit(txn)?;
             self.release_displaced()?;
             at += len;
         }

@@ -20,7 +20,6 @@ use crate::io::device::{BlockDevice, BLOCK_SIZE};
 use crate::io::paddr::{Location, PAddr};
 use crate::kcompat::{KVec, GFP_KERNEL};
 use crate::map::extent::{Extent, EXTENT_HEADED};
-use crate::map::txn::Outcome;
 
 impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// Moves up to `max_stripes` stripes of data from the performance tier
@@ -239,10 +238,7 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
             self.map.abort(txn);
             return Err(e);
         }
-        match self.map.commit(txn, false)? {
-            Outcome::Committed { .. } => {}
-            Outcome::Aborted => return Err(Error::InvalidArgument),
-        }
+        self.commit(txn)?;
         if let Some(n) = self.live_of(s)? {
             let add = u32::try_from(blocks).map_err(|_| Error::InvalidArgument)?;
             *n = n.checked_add(add).ok_or(Error::InvalidArgument)?;
