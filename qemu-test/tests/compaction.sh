@@ -4,15 +4,16 @@
 # vtier-timeout: 1200
 # vtier-needs: module
 #
-# Random overwrites of destaged data leave stripes partly live; on a
-# capacity tier smaller than the device they would fill it. An encrypted
-# volume with a 2+1 tier of 16 KiB chunks (2045 stripes, 64 MiB of data)
-# gets 48 MiB written and destaged, then three rounds of 24 MiB of 4 KiB
-# random overwrites over the same 48 MiB, each destaged: 120 MiB in all.
-# Asserts that every round destages without an error and reads back what
-# was written, that the module compacted stripes to make room (status
-# `compaction:`), that no stripe free failed, and that everything reads
-# back after a power cycle.
+# Random overwrites of destaged data leave stripes partly live; without
+# compaction they would fill the capacity tier. An encrypted volume with a
+# 2+1 tier of 16 KiB chunks (2045 stripes of 32 KiB, 64 MiB of data; the
+# device exports all but one stripe in eight of it) gets 32 MiB written
+# and destaged, then three rounds of 16 MiB of 4 KiB random overwrites
+# over the same 32 MiB, each destaged: 80 MiB in all, more than the tier
+# holds. Asserts that every round destages without an error and reads
+# back what was written, that the module compacted stripes to make room
+# (status `compaction:`), that no stripe free failed, and that everything
+# reads back after a power cycle.
 #
 # What was written is known without the device: the same data goes to a
 # model file in /tmp first (the fill from /dev/urandom; each round's fio
@@ -25,7 +26,7 @@ set -o pipefail
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
-mb=48
+mb=32
 bytes=$((mb << 20))
 
 vtier_load
@@ -53,7 +54,7 @@ over() {
 	r=$1 f=$2
 	shift 2
 	fio --name="over$r" --filename="$f" --ioengine=psync --rw=randwrite --bs=4k \
-		--size=${mb}M --io_size=24M --randrepeat=0 --randseed="$r" --refill_buffers=1 \
+		--size=${mb}M --io_size=16M --randrepeat=0 --randseed="$r" --refill_buffers=1 \
 		"$@" >/tmp/fio.out 2>&1 || { cat /tmp/fio.out; fail "fio round $r on $f"; }
 }
 
@@ -65,7 +66,7 @@ destage_all fill
 [ "$(sha_range "$dev" 0 "$bytes")" = "$want" ] || fail "fill: the device does not hold what was written"
 
 for round in 1 2 3; do
-	step "round $round: 24 MiB of 4 KiB random overwrites, then destaged"
+	step "round $round: 16 MiB of 4 KiB random overwrites, then destaged"
 	prev=$want
 	over $round /tmp/model
 	want=$(sha256sum </tmp/model | cut -d' ' -f1)
