@@ -9,7 +9,7 @@
 #   3. the QEMU suites (qemu-test/run-all.sh) on the release kernel and on
 #      the debug kernel (clang, KASAN, lockdep).
 #
-# Ends with one line "vtier: N passed, M failed" over all of them and exits
+# Ends with one line "vtier: N passed, M failed, K skipped" over all of them and exits
 # non-zero if anything failed. VTIER_TEST_FLAVOURS="release" limits the
 # QEMU suites to some kernels (CI runs both).
 set -euo pipefail
@@ -18,7 +18,7 @@ cd "$VTIER_TOP"
 
 "$VTIER_TOP/scripts/setup.sh"
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 log_dir=$VTIER_TOP/target/test-logs
 mkdir -p "$log_dir"
 
@@ -53,6 +53,8 @@ for flavour in ${VTIER_TEST_FLAVOURS:-release debug}; do
 		f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
 		passed=$((passed + p))
 		failed=$((failed + f))
+		s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || true)
+		skipped=$((skipped + ${s:-0}))
 	fi
 	if [ $suite_ok = 0 ] && { [ -z "$line" ] || [ "${f:-0}" = 0 ]; }; then
 		log "QEMU suite on $flavour failed to run"
@@ -61,5 +63,5 @@ for flavour in ${VTIER_TEST_FLAVOURS:-release debug}; do
 done
 
 echo
-echo "vtier: $passed passed, $failed failed"
+echo "vtier: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
