@@ -3,7 +3,7 @@
 # vtier-disks: 256M 40M 40M 40M
 # vtier-timeout: 1200
 # vtier-needs: module
-# vtier-release-only: 80 MiB of psync fio, dd and sha256 took 16 minutes under KASAN; compaction itself is engine code, cut at every write by the userspace crash harnesses
+# vtier-release-only: its psync fio, dd and sha256 passes took 16 minutes under KASAN; compaction itself is engine code, cut at every write by the userspace crash harnesses
 #
 # Random overwrites of destaged data leave stripes partly live; without
 # compaction they would fill the capacity tier. An encrypted volume with a
