@@ -228,6 +228,14 @@ pub fn capacity(sb: &Superblock, stripes: Option<&StripeGeometry>) -> u64 {
     striped.min(mappable).max(alone)
 }
 
+/// The performance tier's data area, in blocks, and how much of it is
+/// free now and free at the next checkpoint.
+struct PerfSpace {
+    area: u64,
+    free: u64,
+    deferred: u64,
+}
+
 /// The key id recorded in entries: the first four bytes of the key check
 /// value (0 when not encrypted).
 fn key_id(enc: &Encryption) -> u32 {
@@ -671,11 +679,21 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// checkpoint count as free: a checkpoint, not a destage, gives them
     /// back ([`Store::place`] runs it when an allocation finds no room).
     fn perf_short(&mut self) -> Result<bool> {
+        let p = self.perf_space()?;
+        Ok(p.free + p.deferred < p.area / 4)
+    }
+
+    /// The performance tier's data area and how much of it is free.
+    fn perf_space(&mut self) -> Result<PerfSpace> {
         let (vol, _) = self.map.volume_and_device();
         let sb = vol.superblock();
         let area = sb.nr_blocks.saturating_sub(sb.data_start);
         let alloc = vol.alloc()?;
-        Ok(alloc.free_blocks() + alloc.deferred_blocks() < area / 4)
+        Ok(PerfSpace {
+            area,
+            free: alloc.free_blocks(),
+            deferred: alloc.deferred_blocks(),
+        })
     }
 
     /// One entry: at most [`MAX_ENTRY_BLOCKS`] blocks.

@@ -50,12 +50,9 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
     /// Percent of the performance tier's data area in use, counting
     /// blocks whose free waits for the next checkpoint as free.
     pub fn perf_in_use(&mut self) -> Result<u64> {
-        let (vol, _) = self.map.volume_and_device();
-        let sb = vol.superblock();
-        let area = sb.nr_blocks.saturating_sub(sb.data_start).max(1);
-        let alloc = vol.alloc()?;
-        let free = alloc.free_blocks() + alloc.deferred_blocks();
-        Ok(area.saturating_sub(free) * 100 / area)
+        let p = self.perf_space()?;
+        let area = p.area.max(1);
+        Ok(area.saturating_sub(p.free + p.deferred) * 100 / area)
     }
 
     /// Whether data should move to the capacity tier in the background
@@ -83,10 +80,8 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         if !self.destage_wanted() {
             return Ok(false);
         }
-        let (vol, _) = self.map.volume_and_device();
-        let sb = vol.superblock();
-        let area = sb.nr_blocks.saturating_sub(sb.data_start);
-        if vol.alloc()?.deferred_blocks() > area / 8 {
+        let p = self.perf_space()?;
+        if p.deferred > p.area / 8 {
             self.map.checkpoint()?;
             self.stats.checkpoints += 1;
             self.free_unreferenced();
