@@ -95,8 +95,11 @@ log "guest-$flavour: vtierctl"
 vtierctl=${CARGO_TARGET_DIR:-$VTIER_TOP/target}/release/vtierctl
 
 log "guest-$flavour: initramfs"
-mkdir -p "$VTIER_CACHE/initramfs"
-initrd=$VTIER_CACHE/initramfs/guest-$flavour.cpio
+# In this checkout's target directory: two checkouts testing at once must
+# not boot each other's tests or module.
+initrd_dir=${CARGO_TARGET_DIR:-$VTIER_TOP/target}/initramfs
+mkdir -p "$initrd_dir"
+initrd=$initrd_dir/guest-$flavour.cpio
 extra=("$vtierctl=/usr/bin/vtierctl" "$qt/tests=/tests")
 [ -n "$module" ] && extra+=("$module=/vtier.ko")
 "$qt/mkinitramfs.sh" "$initrd" "${extra[@]}"

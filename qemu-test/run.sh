@@ -25,6 +25,8 @@
 #                          /tests/TEST.sh; the demo uses this)
 #   --live                 show the guest's own output on stderr while it
 #                          runs (kernel lines only when they are splats)
+#   --boots N              boot N times instead of the header's vtier-boots
+#                          (the power-cut soak runs hundreds)
 #
 # Test header lines (in the first 30 lines of TEST.sh):
 #   # vtier-disks: 512M 256M ...    one raw virtio disk per size (vda, vdb, ...)
@@ -32,6 +34,20 @@
 #   # vtier-append: ARGS            extra kernel command line for this test
 #   # vtier-boots: N                boot N times on the same disk images (a
 #                                   crash test; default 1, see below)
+#
+# The guest may ask the host for a QEMU monitor (HMP) command by printing
+#
+#   VTIER-HOST N: COMMAND :END
+#
+# with N counting from 1; each N is run once, in order, however often the
+# line is printed (a guest prints it again until it sees the effect, since
+# a kernel line on the console can split it). In COMMAND, @IMGk@ stands for
+# the image file of disk k (0 = vda) and the disks are the devices disk0,
+# disk1, ... on drives drv0, drv1, ...: "device_del disk2" hot-removes vdc.
+#
+# VTIER_QEMU_LOCK=FILE makes run.sh hold an flock on FILE while QEMU runs,
+# so that checkouts sharing the machine boot one guest at a time (TCG
+# guests starved of CPU time miss their deadlines).
 #
 # A test of N boots is told which one it runs in (VTIER_BOOT=1..N, and
 # VTIER_BOOTS=N). Every boot but the last must end in a crash: the guest
@@ -49,7 +65,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$(dirname "$0")/../scripts/lib.sh"
 
-kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0 script='' live=0
+kernel='' initrd='' flavour=release scale=1 append='' accel=tcg quiet=0 script='' live=0 boots_opt=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernel=$2; shift 2 ;;
@@ -61,6 +77,7 @@ while [ $# -gt 0 ]; do
 	--quiet) quiet=1; shift ;;
 	--script) script=$2; shift 2 ;;
 	--live) live=1; shift ;;
+	--boots) boots_opt=$2; shift 2 ;;
 	-h | --help) sed -n '3,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -81,21 +98,24 @@ timeout_s=$(header vtier-timeout)
 timeout_s=${timeout_s:-300}
 timeout_s=$(awk -v t="$timeout_s" -v s="$scale" 'BEGIN { printf "%d", t * s }')
 test_append=$(header vtier-append)
-boots=$(header vtier-boots)
+boots=${boots_opt:-$(header vtier-boots)}
 boots=${boots:-1}
-case $boots in [1-9]) ;; *) die "$test: vtier-boots: '$boots' is not 1..9" ;; esac
+case $boots in [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) ;; *) die "$test: boots '$boots' is not 1..999" ;; esac
 [ $live = 0 ] || [ "$boots" = 1 ] || die "--live runs tests of one boot only ($test has $boots)"
 
 outdir=$VTIER_TOP/qemu-test/out/$flavour
 mkdir -p "$outdir"
 log_file=$outdir/$test.log
+host_log=$outdir/$test.host.log
+rm -f "$host_log"
 work=$(mktemp -d "${TMPDIR:-/tmp}/vtier-$test.XXXXXX")
 
 drives=()
 i=0
 for size in $disks; do
 	truncate -s "$size" "$work/disk$i.img"
-	drives+=(-drive "file=$work/disk$i.img,if=virtio,format=raw,cache=unsafe,discard=unmap")
+	drives+=(-drive "file=$work/disk$i.img,if=none,id=drv$i,format=raw,cache=unsafe,discard=unmap"
+		-device "virtio-blk-pci,drive=drv$i,id=disk$i")
 	i=$((i + 1))
 done
 
@@ -104,7 +124,9 @@ done
 guest_timeout=$((timeout_s > 60 ? timeout_s - 30 : timeout_s))
 # no_timer_check: under TCG on a loaded host the early IO-APIC timer
 # check can miss its ticks and panic the boot; the timer works regardless.
-cmdline="console=ttyS0 panic=-1 printk.devkmsg=on no_timer_check vtier_test=$test"
+# watchdog_thresh=30: a soft lockup is reported after 60 s, not 20 s: a TCG
+# vCPU thread that the loaded host does not run for a while is no lockup.
+cmdline="console=ttyS0 panic=-1 printk.devkmsg=on no_timer_check watchdog_thresh=30 vtier_test=$test"
 cmdline+=" vtier_guest_timeout=$guest_timeout $test_append $append"
 
 cpu=max
@@ -114,6 +136,7 @@ qemu_for_boot() {
 	qemu=(timeout --kill-after=10 "$timeout_s"
 		qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 1G -smp 2
 		-nographic -no-reboot
+		-monitor "unix:$work/monitor,server=on,wait=off"
 		-kernel "$kernel" -initrd "$initrd"
 		-append "$cmdline vtier_boot=$1 vtier_boots=$boots"
 		"${drives[@]}")
@@ -133,27 +156,66 @@ qpid=
 trap 'rm -rf "$work"; [ -n "$qpid" ] && kill "$qpid" 2>/dev/null' EXIT
 trap 'exit 143' TERM INT
 
+# host_commands: runs the guest's VTIER-HOST requests not run yet (see
+# the header) through the QEMU monitor, each logged in
+# qemu-test/out/FLAVOUR/TEST.host.log.
+host_done=0
+host_commands() {
+	local n cmd
+	while :; do
+		n=$((host_done + 1))
+		cmd=$(tr -d '\r' <"$log_file" | sed -n "s/.*VTIER-HOST $n: \(.*\) :END.*/\1/p" | head -1)
+		[ -n "$cmd" ] || return 0
+		for ((k = 0; k < 26; k++)); do
+			cmd=${cmd//@IMG$k@/$work/disk$k.img}
+		done
+		echo "host command $n: $cmd" >>"$host_log"
+		python3 - "$work/monitor" "$cmd" >>"$host_log" 2>&1 <<'PY' || log "$test: monitor command $n ($cmd) failed"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(5)
+def until_prompt():
+    out = b""
+    while not out.endswith(b"(qemu) "):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        out += chunk
+    return out
+until_prompt()
+s.sendall(sys.argv[2].encode() + b"\n")
+print(until_prompt().decode(errors="replace").replace("\r", ""))
+PY
+		host_done=$n
+	done
+}
+
 # run_guest [kill]: runs ${qemu[@]}, the console into $log_file, until QEMU
-# exits (its status). With "kill", once the guest has printed
-# VTIER-KILL-NOW, QEMU is killed (SIGKILL) and KILLED returned.
+# exits (its status), and the guest's VTIER-HOST requests meanwhile. With
+# "kill", once the guest has printed VTIER-KILL-NOW, QEMU is killed
+# (SIGKILL) and KILLED returned.
 run_guest() {
 	local waited=0 up=0 rc
+	host_done=0
 	"${qemu[@]}" </dev/null >"$log_file" 2>&1 &
 	qpid=$!
 	while kill -0 "$qpid" 2>/dev/null; do
 		if [ $up = 0 ] && grep -q VTIER-GUEST-UP "$log_file" 2>/dev/null; then
 			up=1
-			[ "${1:-}" = kill ] || break
 		fi
 		if [ $up = 1 ]; then
-			if grep -q VTIER-KILL-NOW "$log_file" 2>/dev/null; then
+			if grep -q VTIER-HOST "$log_file" 2>/dev/null; then
+				host_commands
+			fi
+			if [ "${1:-}" = kill ] && grep -q VTIER-KILL-NOW "$log_file" 2>/dev/null; then
 				# timeout(1) leads a process group of its own, QEMU in it.
 				kill -KILL -- "-$qpid" 2>/dev/null
 				{ wait "$qpid"; } 2>/dev/null # no "Killed" notice
 				qpid=
 				return $KILLED
 			fi
-			sleep 0.2
+			sleep 0.3
 			continue
 		fi
 		if [ "$waited" -ge "$boot_limit" ]; then
@@ -229,6 +291,10 @@ crash_boot_problem() {
 	fi
 }
 
+if [ -n "${VTIER_QEMU_LOCK:-}" ]; then
+	exec 8>"$VTIER_QEMU_LOCK"
+	flock 8
+fi
 start=$(date +%s)
 logs=()
 early_problem=''

@@ -125,3 +125,19 @@ kmsg_mark() { dmesg -c >/dev/null; }
 # options (blkdiscard -z ...) the busybox applets lack.
 blkdiscard() { /usr/sbin/blkdiscard "$@"; }
 blockdev() { /usr/sbin/blockdev "$@"; }
+
+# host_do N COMMAND CHECK: asks the host to run the QEMU monitor COMMAND
+# (request N, counting from 1 in each boot; see run.sh) and waits until
+# the shell snippet CHECK succeeds, up to 120 s. The request is printed
+# again every 5 s: a kernel line on the console can split it, and the host
+# runs each N once however often it is printed.
+host_do() {
+	_i=0
+	while :; do
+		[ $((_i % 10)) != 0 ] || echo "VTIER-HOST $1: $2 :END"
+		sleep 0.5
+		! sh -c "$3" || return 0
+		_i=$((_i + 1))
+		[ $_i -lt 240 ] || fail "the host did not run '$2' (waited 120 s for: $3)"
+	done
+}
