@@ -243,6 +243,15 @@ impl Volume {
             return Err(fail(name, EINVAL, fmt!("performance device has no data area")));
         }
         let encrypted = matches!(sb.encryption, Encryption::AesXts { .. });
+        let recovery = store.recovery();
+        if recovery.redo_records > 0 {
+            pr_info!(
+                "{}: recovered from an unclean shutdown: {} transactions replayed from the WAL after checkpoint {}\n",
+                name,
+                recovery.redo_records,
+                recovery.generation
+            );
+        }
         let mut store = store;
         store.set_watermarks(cfg.watermarks);
         if store.stripes().is_some() && !store.reclaims_stripes() {

@@ -197,4 +197,13 @@ fn a_transaction_too_big_for_one_wal_record_fails_and_changes_nothing() {
     let dev = map.into_device();
     let mut map = LbaMap::open(dev).unwrap();
     assert_eq!(view(&mut map).len(), MAX_TXN_TUPLES);
+    // Only the transaction that committed reached the WAL, and the open
+    // replayed it (no checkpoint came after it).
+    assert_eq!(map.recovery().redo_records, 1);
+    // The open checkpointed: the next open has nothing to replay.
+    let generation = map.recovery().generation;
+    let mut map = LbaMap::open(map.into_device()).unwrap();
+    assert_eq!(map.recovery().redo_records, 0);
+    assert_eq!(map.recovery().generation, generation + 1);
+    assert_eq!(view(&mut map).len(), MAX_TXN_TUPLES);
 }

@@ -486,6 +486,11 @@ impl<D: BlockDevice, C: XtsCipher> Store<D, C> {
         self.stats
     }
 
+    /// What the open found after the map's last checkpoint.
+    pub fn recovery(&self) -> crate::map::lba_map::Recovery {
+        self.map.recovery()
+    }
+
     /// The map (tests, tools).
     pub fn map(&mut self) -> &mut LbaMap<D> {
         &mut self.map

@@ -140,6 +140,18 @@ pub struct LbaMap<D: BlockDevice> {
     txns: TxnManager,
     /// See "Space accounting" in the module docs.
     accounted: bool,
+    /// What the open found after the last checkpoint.
+    recovery: Recovery,
+}
+
+/// What opening a map found after its last checkpoint: nothing after a
+/// clean shutdown, the transactions committed since it after a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The generation of the checkpoint the map was opened from.
+    pub generation: u64,
+    /// Redo records replayed from the WAL after that checkpoint.
+    pub redo_records: u64,
 }
 
 impl<D: BlockDevice> LbaMap<D> {
@@ -197,7 +209,11 @@ impl<D: BlockDevice> LbaMap<D> {
                 Ok(())
             })?;
         }
-        let generation = vol.superblock().generation + 1;
+        let recovery = Recovery {
+            generation: vol.superblock().generation,
+            redo_records: records.len() as u64,
+        };
+        let generation = recovery.generation + 1;
         let store = DevNodeStore { dev, meta: vol };
         let mut tm = NodeTm::with_cache(store, generation, DEFAULT_CACHE_NODES)?;
         let root = match root {
@@ -209,12 +225,19 @@ impl<D: BlockDevice> LbaMap<D> {
             root,
             txns,
             accounted,
+            recovery,
         };
         for rec in records.iter() {
             map.replay_record(rec)?;
         }
         map.checkpoint()?;
         Ok(map)
+    }
+
+    /// What the open found after the last checkpoint (all zero for a map
+    /// just formatted).
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// Replays one redo record; an accounted map also releases what it
@@ -355,6 +378,12 @@ impl<D: BlockDevice> LbaMap<D> {
     /// The tree as of the last checkpoint's application (read-only).
     pub fn tree(&self) -> ReadTree<'_, Store<D>> {
         ReadTree::new(&self.tm, CFG, self.root)
+    }
+
+    /// The node store and the root, for a whole-tree check (the offline
+    /// checker runs `testing::tree_check` on them).
+    pub fn tree_parts(&self) -> (&NodeTm<Store<D>>, PAddr, BTreeConfig) {
+        (&self.tm, self.root, CFG)
     }
 
     /// The transaction manager (statistics, sequence numbers).
