@@ -7,6 +7,7 @@
 #   make demo          boot QEMU, create /dev/vtier0 on virtio disks, run a workload
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
+#   make soak          power cuts of the kernel path (CUTS=200, FLAVOUR)
 #   make check         rustfmt, clippy (userspace and the module), shellcheck
 #
 # FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
@@ -18,7 +19,7 @@ KDIR ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all module setup test demo bench check clean
+.PHONY: all module setup test demo bench soak check clean
 
 all: module
 
@@ -41,6 +42,10 @@ demo:
 
 bench:
 	@scripts/bench.sh
+
+CUTS ?= 200
+soak:
+	@scripts/soak.sh $(CUTS) $(FLAVOUR)
 
 check: setup
 	scripts/check-shell.sh

@@ -19,6 +19,8 @@
 #   VTIER_TESTS     tests to run (names, space or comma separated), like --only
 #   VTIER_FIO_MB    MiB that fio-verify writes (default 256 release, 48 debug)
 #   VTIER_MANY_MB   MiB of each many-extents job (default 128 release, 48 debug)
+#   VTIER_BOOTS_POWERCUT  boots of the power-cut test instead of its header's
+#                   (scripts/soak.sh sets it)
 #
 # A test whose header says "# vtier-release-only: REASON" runs on the
 # release kernel only; on the debug kernel it is listed as SKIP with its
@@ -123,8 +125,10 @@ for t in "${tests[@]}"; do
 		failed_names+=("$t")
 		continue
 	fi
+	boots=()
+	[ "$t" != powercut ] || [ -z "${VTIER_BOOTS_POWERCUT:-}" ] || boots=(--boots "$VTIER_BOOTS_POWERCUT")
 	if nice "$qt/run.sh" --kernel "$kdir" --initrd "$initrd" --flavour "$flavour" \
-		--timeout-scale "$scale" --append "$append" "${kvm[@]}" "$t"; then
+		--timeout-scale "$scale" --append "$append" "${kvm[@]}" "${boots[@]}" "$t"; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))

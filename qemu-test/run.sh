@@ -58,6 +58,9 @@
 # the last boot decides as above. Those boots' logs are kept as
 # TEST.bootB.log.
 #
+# A test may report figures by printing "VTIER-FIGURE: TEXT" lines; after
+# a PASS they follow its line, indented.
+#
 # Prints one line "PASS TEST (...)" or "FAIL TEST (reason)" on stdout and
 # exits 0 for PASS, 1 for FAIL. The console log is kept in
 # qemu-test/out/FLAVOUR/TEST.log.
@@ -360,6 +363,8 @@ fi
 
 if [ $verdict = PASS ]; then
 	printf 'PASS %-14s %4ds (guest up in %s)\n' "$test" "$elapsed" "${boot:-?}"
+	# The figures a test reports (VTIER-FIGURE: ...), one line each.
+	tr -d '\r' <"$log_file" | sed -n 's/^VTIER-FIGURE: /     /p'
 	exit 0
 fi
 printf 'FAIL %-14s %4ds %s\n' "$test" "$elapsed" "$reason"
