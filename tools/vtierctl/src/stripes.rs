@@ -204,16 +204,27 @@ pub fn format_store(
     Ok(g)
 }
 
-/// `vtierctl status --capacity DEV...`: opens the stripe store of the
-/// capacity devices read-only and prints its geometry and state.
-pub fn status(capacity: &[PathBuf]) -> Result<(), String> {
+/// The capacity members of one volume, placed by their device index.
+pub struct Members {
+    /// Member `i` (device index `i + 1`); `None` where none was given.
+    pub slots: Vec<Option<PathBuf>>,
+    /// Where the stripe area starts (the largest `data_start`).
+    pub area_start: u64,
+    /// The volume's UUID.
+    pub uuid: [u8; 16],
+}
+
+/// Reads the superblocks of `capacity` and places each device by its
+/// index; `None` when the volume has fewer capacity devices than a stripe
+/// store needs. Devices of another volume, other roles, a bad index or one
+/// index given twice are errors.
+pub fn order_members(capacity: &[PathBuf]) -> Result<Option<Members>, String> {
     if capacity.is_empty() {
         return Err("name the capacity devices with --capacity".to_string());
     }
     let mut volume = None;
     let mut nr_members = None;
-    // Members by position (device_index - 1), each with its path.
-    let mut slots: Vec<Option<(&Path, File, u64)>> = Vec::new();
+    let mut slots: Vec<Option<PathBuf>> = Vec::new();
     let mut area_start = 0;
     for path in capacity {
         let sb = crate::read_superblock(path, false)?;
@@ -251,7 +262,7 @@ pub fn status(capacity: &[PathBuf]) -> Result<(), String> {
             .checked_sub(1)
             .filter(|&p| p < n)
             .ok_or_else(|| format!("{}: bad device index {}", path.display(), sb.device_index))?;
-        if let Some((other, _, _)) = &slots[pos] {
+        if let Some(other) = &slots[pos] {
             return Err(format!(
                 "{} and {} are both capacity device {}",
                 other.display(),
@@ -259,32 +270,49 @@ pub fn status(capacity: &[PathBuf]) -> Result<(), String> {
                 sb.device_index
             ));
         }
-        // Opened read-only: status never writes (StripeStore::open only reads).
-        let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let blocks = crate::device_blocks(&mut f, path)?;
         area_start = area_start.max(sb.data_start);
-        slots[pos] = Some((path.as_path(), f, blocks));
+        slots[pos] = Some(path.clone());
     }
-    let n = nr_members.unwrap_or(0);
-    if n < MIN_MEMBERS {
+    if nr_members.unwrap_or(0) < MIN_MEMBERS {
+        return Ok(None);
+    }
+    Ok(Some(Members {
+        slots,
+        area_start,
+        uuid: volume.unwrap_or_default(),
+    }))
+}
+
+/// `vtierctl status --capacity DEV...`: opens the stripe store of the
+/// capacity devices read-only and prints its geometry and state.
+pub fn status(capacity: &[PathBuf]) -> Result<(), String> {
+    let Some(members) = order_members(capacity)? else {
         println!("{NOT_CODED}");
         return Ok(());
-    }
-    let absent = slots.iter().filter(|s| s.is_none()).count();
+    };
+    let n = members.slots.len();
+    let absent = members.slots.iter().filter(|s| s.is_none()).count();
     let mut devs = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| OOM.to_string())?;
     let mut names = Vec::new();
-    for s in slots {
-        let d = s.map(|(path, f, blocks)| {
-            names.push(path.display().to_string());
-            FileDevice::with_blocks(f, blocks)
-        });
-        if d.is_none() {
-            names.push("(not given)".to_string());
-        }
+    for slot in &members.slots {
+        let d = match slot {
+            // Opened read-only: status never writes (StripeStore::open
+            // only reads).
+            Some(path) => {
+                let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let blocks = crate::device_blocks(&mut f, path)?;
+                names.push(path.display().to_string());
+                Some(FileDevice::with_blocks(f, blocks))
+            }
+            None => {
+                names.push("(not given)".to_string());
+                None
+            }
+        };
         devs.push(d, GFP_KERNEL).map_err(|_| OOM.to_string())?;
     }
-    let uuid = volume.unwrap_or_default();
-    let store = StripeStore::open(devs, area_start, &uuid, CACHE_PAGES).map_err(|e| {
+    let area_start = members.area_start;
+    let store = StripeStore::open(devs, area_start, &members.uuid, CACHE_PAGES).map_err(|e| {
         let hint = if absent > 0 {
             format!(" ({absent} of {n} capacity devices not given)")
         } else {
