@@ -30,7 +30,11 @@
 #   loses what the host never wrote, and the host does not die); all the
 #   guest held in memory is gone, as in a power cut.
 #
-# Every boot but the first powers the volume on (WAL recovery) and checks:
+# Every boot but the first first runs `vtierctl check` on the members as
+# the cut left them (it must find them clean, replay the WAL in memory
+# only and leave the performance device unchanged), then powers the
+# volume on (WAL recovery; the module must replay as many transactions as
+# the check did) and checks:
 # - fio verify_only of region A passes (written before the first cut);
 # - every slot of region B holds its last acknowledged write; only the
 #   slot of the one write in flight at the cut (logged "I", no "A") may
@@ -170,6 +174,21 @@ else
 	step "boot $boot of $boots: power on after power cut $((boot - 1)) (WAL recovery)"
 	dd if=$SCRATCH bs=4096 count=1 iflag=direct 2>/dev/null | head -c 64 >/tmp/key.bin ||
 		fail "cannot read the key from $SCRATCH"
+	step "vtierctl check of the members as the cut left them (a dry run)"
+	sum_before=$(dd if=/dev/vda bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+	if ! vtierctl check --perf /dev/vda --capacity /dev/vdb /dev/vdc /dev/vdd \
+		--key-file /tmp/key.bin --json >/tmp/check.json 2>&1; then
+		cat /tmp/check.json
+		fail "vtierctl check found errors after cut $((boot - 1))"
+	fi
+	grep -q '"clean": true' /tmp/check.json || fail "vtierctl check: no clean report"
+	checked_replay=$(sed -n 's/.*"replayed_transactions": \([0-9]*\).*/\1/p' /tmp/check.json)
+	grep -E '"(replayed_transactions|tree_nodes|mapped_blocks|blocks_read|stripes_scrubbed)"' /tmp/check.json |
+		tr -d ' ,\n'
+	echo
+	[ "$(dd if=/dev/vda bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" = "$sum_before" ] ||
+		fail "vtierctl check wrote to the performance device"
+
 	vtier_create cut /dev/vda /dev/vdb /dev/vdc /dev/vdd
 	key_in
 	disk=$(vtier_up cut)
@@ -179,6 +198,9 @@ else
 	# after the last checkpoint; a cut just after a checkpoint leaves none.
 	replayed=$(dmesg | sed -n 's/.*cut: recovered from an unclean shutdown: \([0-9]*\) transactions replayed.*/\1/p' | tail -1)
 	echo "WAL recovery: ${replayed:-0} transactions replayed"
+	# The module and vtierctl's dry run recovered the same log.
+	[ "${replayed:-0}" = "$checked_replay" ] ||
+		fail "the module replayed ${replayed:-0} transactions, vtierctl check $checked_replay"
 
 	step "region A: fio verify_only (written before the first cut)"
 	a_job "$dev"
