@@ -8,6 +8,8 @@
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
 #   make check         rustfmt, clippy (userspace and the module), shellcheck
+#   make fuzz          every cargo fuzz target of the engine, 60 s each
+#                      (FUZZ_SECONDS=N, FUZZ_RUNS=N, FUZZ_TARGETS="a b")
 #
 # FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
 
@@ -18,7 +20,7 @@ KDIR ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all module setup test demo bench check clean
+.PHONY: all module setup test demo bench check fuzz clean
 
 all: module
 
@@ -41,6 +43,9 @@ demo:
 
 bench:
 	@scripts/bench.sh
+
+fuzz:
+	@FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_RUNS='$(FUZZ_RUNS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' scripts/fuzz.sh
 
 check: setup
 	scripts/check-shell.sh
