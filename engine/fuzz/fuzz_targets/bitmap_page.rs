@@ -119,7 +119,7 @@ fn run(mode: u8, rest: &[u8], dev: &mut MemDevice) {
         crc: summary::content_crc(&sum, true),
         free,
     };
-    if inp.u8() % 8 == 0 {
+    if inp.u8().is_multiple_of(8) {
         // Now and then, as it doubles the cost of a run: the map as written
         // mounts.
         let mut a =
@@ -149,7 +149,7 @@ fn run(mode: u8, rest: &[u8], dev: &mut MemDevice) {
             }
             mutate(&mut page, &fields, &mut inp);
             dev.write(p as u64, &page).expect("write");
-            if inp.u8() % 4 != 0 {
+            if !inp.u8().is_multiple_of(4) {
                 entries[p].crc = crc32c(&page);
             } else {
                 fixed = false;
@@ -180,7 +180,7 @@ fn run(mode: u8, rest: &[u8], dev: &mut MemDevice) {
     reseal(&mut sum, SUMMARY_PAGE, sum_block, how);
     fixed &= how == Seal::Full;
     dev.write(sum_block, &sum).expect("write");
-    if inp.u8() % 4 != 0 {
+    if !inp.u8().is_multiple_of(4) {
         root.crc = summary::content_crc(&sum, true);
     } else {
         fixed = false;

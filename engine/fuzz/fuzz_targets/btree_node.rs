@@ -60,7 +60,7 @@ fn seed(inp: &mut Input, addr: PAddr) -> NodeData {
         addr: Some(addr),
         generation: inp.u64(),
         tree: TREE_LBA_MAP,
-        level: if inp.u8() % 3 == 0 {
+        level: if inp.u8().is_multiple_of(3) {
             inp.range(1, MAX_HEIGHT as u64 - 1) as u8
         } else {
             0
@@ -123,7 +123,7 @@ fn check(node: &NodeData, buf: &[u8], addr: PAddr) {
                 .expect("extent end overflows");
         }
     } else {
-        assert!(node.len() >= 1 && node.len() <= INTERNAL_CAPACITY);
+        assert!(!node.is_empty() && node.len() <= INTERNAL_CAPACITY);
         assert!(node.extents.is_empty() && node.children.len() == node.len());
         assert!(
             node.keys.windows(2).all(|w| w[0] < w[1]),
@@ -187,7 +187,7 @@ fuzz_target!(|data: &[u8]| {
         }
         mutate(&mut buf, &fields[..count], &mut inp);
         // Now and then sealed as the other kind of node.
-        let leaf = seeded.is_leaf() != (inp.u8() % 8 == 0);
+        let leaf = seeded.is_leaf() != inp.u8().is_multiple_of(8);
         reseal(
             &mut buf,
             if leaf { LEAF } else { INTERNAL },

@@ -26,7 +26,8 @@ const OP: usize = 32;
 const MAX_OPS: usize = 12;
 
 thread_local! {
-    static BUFS: RefCell<(KVec<u8>, Vec<Tuple>)> = RefCell::new((KVec::new(), Vec::new()));
+    static BUFS: RefCell<(KVec<u8>, Vec<Tuple>)> =
+        const { RefCell::new((KVec::new(), Vec::new())) };
 }
 
 fn tuple(lba: u64, op: TupleOp) -> Tuple {
@@ -60,7 +61,7 @@ fn decode_and_check(rec: &[u8], out: &mut KVec<u8>, ops: &mut Vec<Tuple>) -> Opt
     for t in ops.iter() {
         match t.v.op {
             TupleOp::Map(e) => assert_eq!(e.validate(None), Ok(())),
-            TupleOp::Unmap { len } => assert!(len >= 1 && len <= MAX_EXTENT_LEN),
+            TupleOp::Unmap { len } => assert!((1..=MAX_EXTENT_LEN).contains(&len)),
         }
         assert!(t.lba.checked_add(u64::from(t.v.op.len())).is_some());
     }
@@ -90,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 inp.range(1, 8)
             } as u32;
-            let op = if inp.u8() % 4 == 0 {
+            let op = if inp.u8().is_multiple_of(4) {
                 TupleOp::Unmap { len }
             } else {
                 let paddr = match inp.u8() % 3 {
@@ -152,7 +153,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => {}
         }
-        if inp.u8() % 4 == 0 && rec.len() <= MAX_PAYLOAD {
+        if inp.u8().is_multiple_of(4) && rec.len() <= MAX_PAYLOAD {
             // Through a WAL block, as recovery reads it.
             let mut block = [0u8; BLOCK_SIZE];
             let end = wal_block::put_record(&mut block, HEADER_SIZE, 1, 5, &rec).expect("record");

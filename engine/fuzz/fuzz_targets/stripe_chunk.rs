@@ -91,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
     fields[HEADER_FIELDS.len() + 1] = (slot.len() - 1, 1);
     mutate(slot, &fields, &mut inp);
     let (hdr, body) = slot.split_at_mut(BLOCK_SIZE);
-    let data_fixed = how != Seal::None && inp.u8() % 4 != 0;
+    let data_fixed = how != Seal::None && !inp.u8().is_multiple_of(4);
     if data_fixed {
         // The data CRC again, as `chunk::seal` computes it.
         hdr[0x38..0x3c].copy_from_slice(&crc32c(body).to_le_bytes());

@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = [0u8; BLOCK_SIZE];
     let mut at = HEADER_SIZE;
     let mut starts = [0usize; MAX_SEED_RECORDS];
-    if inp.u8() % 8 == 0 {
+    if inp.u8().is_multiple_of(8) {
         // An end-marker block: one record, the generation as its payload.
         starts[0] = at;
         at = wal_block::put_record(
