@@ -51,6 +51,8 @@ check: setup
 	scripts/check-shell.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --manifest-path engine/fuzz/Cargo.toml --all -- --check
+	cargo clippy --manifest-path engine/fuzz/Cargo.toml --all-targets -- -D warnings
 	VTIER_CLIPPY=1 scripts/build-module.sh $(FLAVOUR) 2>&1 | tee target/kmod/clippy.log
 	! grep -q '^warning' target/kmod/clippy.log
 
