@@ -13,9 +13,11 @@
 # with rustup if absent). Each target runs alone (-jobs=1) at the lowest
 # priority. Corpora stay in target/fuzz-corpus/TARGET (kept between runs,
 # not in git), crash inputs go to target/fuzz-artifacts/TARGET, logs to
-# target/fuzz-logs/TARGET/ (run.log; libFuzzer's fuzz-0.log of the job). Prints one line per target,
-# "fuzz TARGET: N executions, C crashes", then a total line, and exits
-# non-zero if any target crashed or did not run.
+# target/fuzz-logs/TARGET/ (run.log; libFuzzer's fuzz-0.log of the job).
+# Prints one line per target as it finishes, "fuzz TARGET: N executions,
+# C crashes", then a table of every target (executions, executions per
+# second, seconds, crashes) and a total line, and exits non-zero if any
+# target crashed or did not run.
 #
 # The targets are built without a sanitizer (-s none): the engine has no
 # unsafe code, so AddressSanitizer finds nothing Rust's own checks would
@@ -62,6 +64,7 @@ build_flags() {
 }
 
 total_execs=0 total_crashes=0 failed=0
+rows=()
 for t in $targets; do
 	corpus=$VTIER_TOP/target/fuzz-corpus/$t
 	artifacts=$VTIER_TOP/target/fuzz-artifacts/$t
@@ -73,13 +76,19 @@ for t in $targets; do
 	[ -n "$seconds" ] && limits+=("-max_total_time=$seconds")
 	[ -n "$runs" ] && limits+=("-runs=$runs")
 	log "fuzzing $t (${seconds:+${seconds}s}${seconds:+${runs:+, }}${runs:+$runs runs})"
-	rc=0
+	rc=0 start=$SECONDS
 	# libFuzzer writes the job's output to fuzz-0.log in the current
 	# directory, then copies it to its own output.
 	(cd "$logdir" && nice -n 19 cargo +nightly fuzz run --fuzz-dir "$fuzz_dir" "${flags[@]}" "$t" "$corpus" -- \
 		-jobs=1 -print_final_stats=1 "${limits[@]}" \
 		-artifact_prefix="$artifacts/") >"$logfile" 2>&1 || rc=$?
+	elapsed=$((SECONDS - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$logfile" | tail -1)
+	if [ -z "$execs" ]; then
+		# No final statistics (killed): the last progress line.
+		execs=$(sed -n 's/^#\([0-9][0-9]*\)\t.*/\1/p' "$logfile" | tail -1)
+	fi
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$logfile" | tail -1)
 	crashes=$(grep -c 'Test unit written to' "$logfile" || true)
 	if [ "$rc" != 0 ] && [ "$crashes" = 0 ]; then
 		# Failed without writing an input: a build error, or killed.
@@ -91,11 +100,15 @@ for t in $targets; do
 		failed=$((failed + 1))
 	fi
 	echo "fuzz $t: $execs executions, $crashes crashes"
+	rows+=("$(printf '%-14s %12s %8s %8s %8s' "$t" "$execs" "${rate:--}" "$elapsed" "$crashes")")
 	total_execs=$((total_execs + execs))
 	total_crashes=$((total_crashes + crashes))
 	if [ "$crashes" != 0 ]; then
 		grep -E 'panicked at|Test unit written to' "$logfile" >&2 || true
 	fi
 done
+echo
+printf '%-14s %12s %8s %8s %8s\n' target executions exec/s seconds crashes
+printf '%s\n' "${rows[@]}"
 echo "fuzz total: $total_execs executions, $total_crashes crashes, $(wc -w <<<"$targets") targets"
 [ "$total_crashes" = 0 ] && [ "$failed" = 0 ]
