@@ -7,7 +7,8 @@
 #   make demo          boot QEMU, create /dev/vtier0 on virtio disks, run a workload
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
-#   make check         rustfmt, clippy (userspace and the module), shellcheck
+#   make check         rustfmt, clippy (userspace, fuzz targets, the module),
+#                      shellcheck
 #   make fuzz          every cargo fuzz target of the engine, 60 s each
 #                      (FUZZ_SECONDS=N, FUZZ_RUNS=N, FUZZ_TARGETS="a b")
 #
