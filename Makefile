@@ -8,7 +8,10 @@
 #   make test          every test: cargo test + the QEMU suites on both kernels
 #   make bench         every benchmark; results in bench/results/
 #   make soak          power cuts of the kernel path (CUTS=200, FLAVOUR)
-#   make check         rustfmt, clippy (userspace and the module), shellcheck
+#   make check         rustfmt, clippy (userspace, fuzz targets, the module),
+#                      shellcheck
+#   make fuzz          every cargo fuzz target of the engine, 60 s each
+#                      (FUZZ_SECONDS=N, FUZZ_RUNS=N, FUZZ_TARGETS="a b")
 #
 # FLAVOUR=debug builds the module against the clang/KASAN/lockdep kernel.
 
@@ -19,7 +22,7 @@ KDIR ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all module setup test demo bench soak check clean
+.PHONY: all module setup test demo bench soak check fuzz clean
 
 all: module
 
@@ -47,10 +50,15 @@ CUTS ?= 200
 soak:
 	@scripts/soak.sh $(CUTS) $(FLAVOUR)
 
+fuzz:
+	@FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_RUNS='$(FUZZ_RUNS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' scripts/fuzz.sh
+
 check: setup
 	scripts/check-shell.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --manifest-path engine/fuzz/Cargo.toml --all -- --check
+	cargo clippy --manifest-path engine/fuzz/Cargo.toml --all-targets -- -D warnings
 	VTIER_CLIPPY=1 scripts/build-module.sh $(FLAVOUR) 2>&1 | tee target/kmod/clippy.log
 	! grep -q '^warning' target/kmod/clippy.log
 

@@ -185,7 +185,12 @@ impl Allocator {
                 free: e.free,
                 longest: e.longest,
             };
-            total.free += s.free;
+            // Each entry is within its child's capacity, but their sum can
+            // still exceed 32 bits on the largest device: no map says that.
+            total.free = total
+                .free
+                .checked_add(s.free)
+                .ok_or(corrupt("summary totals exceed the page's capacity"))?;
             total.longest = total.longest.max(s.longest);
             if k == 1 {
                 self.leaf[c as usize] = pack(s);
@@ -464,5 +469,91 @@ impl Allocator {
             used += u64::from(BITS_PER_PAGE - s.free);
         }
         Ok(used - (u64::from(self.geom.count(0)) * u64::from(BITS_PER_PAGE) - self.geom.nr_blocks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::geometry::{Geometry, MAX_BLOCKS};
+    use alloc::collections::BTreeMap;
+
+    /// A device of any size that keeps only the blocks written to it;
+    /// the others read as zero.
+    struct SparseDevice {
+        nr_blocks: u64,
+        blocks: BTreeMap<u64, alloc::vec::Vec<u8>>,
+    }
+
+    impl BlockDevice for SparseDevice {
+        fn nr_blocks(&self) -> u64 {
+            self.nr_blocks
+        }
+        fn read(&mut self, block: u64, buf: &mut [u8]) -> Result {
+            crate::io::device::check_io(self.nr_blocks, block, buf.len())?;
+            for (i, b) in buf.chunks_mut(BLOCK_SIZE).enumerate() {
+                match self.blocks.get(&(block + i as u64)) {
+                    Some(data) => b.copy_from_slice(data),
+                    None => b.fill(0),
+                }
+            }
+            Ok(())
+        }
+        fn write(&mut self, block: u64, buf: &[u8]) -> Result {
+            crate::io::device::check_io(self.nr_blocks, block, buf.len())?;
+            for (i, b) in buf.chunks(BLOCK_SIZE).enumerate() {
+                self.blocks.insert(block + i as u64, b.to_vec());
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> Result {
+            Ok(())
+        }
+    }
+
+    /// The largest map whose top page says every block is free: the
+    /// entries are each within their child's capacity, and their sum, the
+    /// device size, does not fit the 32-bit total. Mounting it is
+    /// `Corrupt`, not an arithmetic overflow.
+    #[test]
+    fn top_page_claiming_every_block_free_is_corrupt() {
+        let geom = Geometry::new(MAX_BLOCKS).unwrap();
+        let top = geom.top();
+        let layout = AllocLayout {
+            nr_blocks: MAX_BLOCKS,
+            copies: [0, geom.copy_blocks()],
+        };
+        let entries: alloc::vec::Vec<Entry> = geom
+            .children(top, 0)
+            .map(|c| {
+                let cap = geom.capacity(top - 1, c) as u32;
+                Entry {
+                    crc: 0,
+                    free: cap,
+                    longest: BITS_PER_PAGE,
+                }
+            })
+            .collect();
+        let id = PageId {
+            level: top as u32,
+            index: 0,
+            copy: 0,
+            nr_entries: entries.len() as u32,
+        };
+        let block = geom.offset(top, 0);
+        let mut buf = alloc::vec![0u8; BLOCK_SIZE];
+        summary::encode(id, 2, block, &entries, &mut buf).unwrap();
+        let mut dev = SparseDevice {
+            nr_blocks: 2 * geom.copy_blocks(),
+            blocks: BTreeMap::new(),
+        };
+        dev.write(block, &buf).unwrap();
+        let root = AllocRoot {
+            copy: 0,
+            crc: summary::content_crc(&buf, true),
+            free: MAX_BLOCKS,
+        };
+        let r = Allocator::open(&mut dev, layout, root, 2, 4);
+        assert!(matches!(r, Err(Error::Corrupt { .. })), "{:?}", r.err());
     }
 }
