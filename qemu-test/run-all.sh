@@ -24,7 +24,10 @@
 #
 # A test whose header says "# vtier-release-only: REASON" runs on the
 # release kernel only; on the debug kernel it is listed as SKIP with its
-# reason, and the summary counts it as skipped.
+# reason, and the summary counts it as skipped. "# vtier-debug-only:
+# REASON" is the converse: the test runs on the debug kernel only (it
+# needs one of its options, e.g. fault injection) and is a SKIP on the
+# release kernel.
 #   VTIER_QEMU_APPEND  extra kernel command line for every test
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
@@ -116,6 +119,12 @@ for t in "${tests[@]}"; do
 	why=$(sed -n 's/^# vtier-release-only: //p' "$qt/tests/$t.sh")
 	if [ "$flavour" != release ] && [ -n "$why" ]; then
 		printf 'SKIP %-14s    0s (release kernel only: %s)\n' "$t" "$why"
+		skipped=$((skipped + 1))
+		continue
+	fi
+	why=$(sed -n 's/^# vtier-debug-only: //p' "$qt/tests/$t.sh")
+	if [ "$flavour" != debug ] && [ -n "$why" ]; then
+		printf 'SKIP %-14s    0s (debug kernel only: %s)\n' "$t" "$why"
 		skipped=$((skipped + 1))
 		continue
 	fi
