@@ -125,7 +125,7 @@ mark_loop() {
 mark_loop &
 mark_pid=$!
 # A control shell whose own allocations fail too: configfs writes of
-# destage and scrub (builtins only, no fork).
+# destage and scrub (builtins, and a sleep between rounds).
 (
 	echo 1 >/proc/self/make-it-fail
 	n=0
@@ -134,6 +134,8 @@ mark_pid=$!
 		echo 2 >"$AF/destage" 2>/dev/null || echo "destage failed" >>/tmp/ctl.err
 		echo 4 >"$AF/scrub" 2>/dev/null || echo "scrub failed" >>/tmp/ctl.err
 		read -r _ <"$AF/status" 2>/dev/null || true
+		# A pause for fio's requests (a fork that may fail too).
+		sleep 0.3 2>/dev/null || true
 	done
 ) &
 ctl_pid=$!
