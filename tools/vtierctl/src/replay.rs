@@ -28,6 +28,7 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::logwrites::{Entry, Log};
 
@@ -306,7 +307,7 @@ pub fn replay(
     logs: &mut [Log<File>],
     targets: &[PathBuf],
     until: &Until,
-    mut at_point: impl FnMut(usize, usize, &Point) -> Result<(), String>,
+    mut at_point: impl FnMut(usize, usize, &Point, Duration) -> Result<(), String>,
 ) -> Result<usize, String> {
     if logs.len() != targets.len() {
         return Err(format!(
@@ -322,6 +323,7 @@ pub fn replay(
     }
     let mut done = vec![0u64; logs.len()];
     for (n, p) in pts.iter().enumerate() {
+        let started = Instant::now();
         for i in 0..logs.len() {
             let upto = p.entries[i];
             let entries: Vec<Entry> = logs[i].entries[done[i] as usize..upto as usize].to_vec();
@@ -331,7 +333,7 @@ pub fn replay(
             done[i] = upto;
             images[i].write_to(&targets[i])?;
         }
-        at_point(n + 1, pts.len(), p)?;
+        at_point(n + 1, pts.len(), p, started.elapsed())?;
     }
     Ok(pts.len())
 }
@@ -367,12 +369,13 @@ pub fn run(
             "--each-flush and --each-mark need --exec: a command to run at each point".into(),
         );
     }
-    let n = replay(&mut logs, targets, until, |n, total, p| {
+    let n = replay(&mut logs, targets, until, |n, total, p, took| {
         let counts: Vec<String> = p.entries.iter().map(u64::to_string).collect();
         println!(
-            "point {n}/{total}: {} ({} entries replayed)",
+            "point {n}/{total}: {} ({} entries replayed, targets written in {} ms)",
             p.name,
-            counts.join(" + ")
+            counts.join(" + "),
+            took.as_millis()
         );
         let Some(cmd) = exec else {
             return Ok(());
@@ -434,7 +437,7 @@ mod tests {
     /// The bytes of each target at each point.
     fn images(logs: &mut [Log<File>], targets: &[PathBuf], until: &Until) -> Vec<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        replay(logs, targets, until, |_, _, _| {
+        replay(logs, targets, until, |_, _, _, _| {
             out.push(targets.iter().map(|t| std::fs::read(t).unwrap()).collect());
             Ok(())
         })
@@ -465,13 +468,14 @@ mod tests {
         want[1536..2048].fill(2);
         want[1024..1536].fill(0);
         assert_eq!(at, vec![vec![want.clone()]]);
-        assert!(replay(&mut logs, &targets, &Until::Entry(6), |_, _, _| Ok(())).is_err());
-        assert!(
-            replay(&mut logs, &targets, &Until::Mark("c".into()), |_, _, _| Ok(
-                ()
-            ))
-            .is_err()
-        );
+        assert!(replay(&mut logs, &targets, &Until::Entry(6), |_, _, _, _| Ok(())).is_err());
+        assert!(replay(
+            &mut logs,
+            &targets,
+            &Until::Mark("c".into()),
+            |_, _, _, _| Ok(())
+        )
+        .is_err());
     }
 
     /// Each flush in turn, and the target written again at each point even
@@ -493,7 +497,7 @@ mod tests {
             &mut logs,
             std::slice::from_ref(&t),
             &Until::EachFlush,
-            |n, total, p| {
+            |n, total, p, _| {
                 seen.push((n, total, p.entries.clone(), std::fs::read(&t).unwrap()));
                 // What a power-on would do: write somewhere.
                 std::fs::write(&t, sec(4096, 9, 3)).unwrap();
@@ -549,7 +553,7 @@ mod tests {
         assert!(points(&logs, &Until::Entry(0)).is_err());
         assert!(points(&logs, &Until::EachFlush).is_err());
         // One target per log.
-        assert!(replay(&mut logs, &targets[..1], &Until::End, |_, _, _| Ok(())).is_err());
+        assert!(replay(&mut logs, &targets[..1], &Until::End, |_, _, _, _| Ok(())).is_err());
     }
 
     #[test]
@@ -576,7 +580,7 @@ mod tests {
         b.write(3, &sec(512, 1, 2), 0);
         let t = f.target("t", 4 * 512, 0);
         let mut logs = vec![f.log("l", &b)];
-        let e = replay(&mut logs, &[t], &Until::End, |_, _, _| Ok(())).unwrap_err();
+        let e = replay(&mut logs, &[t], &Until::End, |_, _, _, _| Ok(())).unwrap_err();
         assert!(e.contains("beyond the end of target"), "{e}");
     }
 

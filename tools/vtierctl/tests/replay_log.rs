@@ -106,7 +106,7 @@ fn replays_two_logs_to_each_common_mark() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("point 1/2: mark p-1 (3 + 1 entries replayed)"),
+        text.contains("point 1/2: mark p-1 (3 + 1 entries replayed, targets written in "),
         "{text}"
     );
     assert!(text.contains("replay points: 2"), "{text}");
