@@ -18,7 +18,8 @@
 #
 # The workload on the encrypted volume: WRITES fsynced writes of 32 KiB of
 # random data into random slots of a 1 MiB region, destaging into
-# stripes every few writes and in the background (low watermarks). After
+# stripes every four writes in the first half, in the background (from
+# 1 % in use on) in the second. After
 # each acknowledged write the data goes into an image of what the region
 # must hold, and a mark p-N is sent to every log at one moment: the four
 # log-writes devices are suspended (their requests in flight complete,
@@ -202,8 +203,8 @@ vtier_create lw "$1" "$2" "$3" "$4"
 key_in lw
 disk=$(vtier_up lw)
 dev=/dev/$disk
-# Background destage soon: the performance tier is small and fills little.
-attr_write "$VT/lw/destage_watermarks" "2 1"
+# The first half destages on request only, the second in the background.
+attr_write "$VT/lw/destage_watermarks" "0 0"
 # The expected region and the MiB after it; the data of every write.
 head -c $((REGION + (1 << 20))) /dev/zero >$W/expect.img
 dd if=/dev/urandom of=$W/data bs=$SLOT count="$WRITES" 2>/dev/null
@@ -218,8 +219,13 @@ while [ $i -le "$WRITES" ]; do
 		fail "write $i (slot $slot) failed"
 	# Acknowledged: it is in the expected region from now on.
 	dd if=$W/data of=$W/expect.img bs=$SLOT skip=$((i - 1)) seek=$slot count=1 conv=notrunc 2>/dev/null
-	if [ $((i % 4)) = 0 ]; then
+	if [ $((i % 4)) = 0 ] && [ $((2 * i)) -le "$WRITES" ]; then
 		echo 2 >"$VT/lw/destage" || fail "destage after write $i failed"
+	fi
+	if [ $((2 * i)) = "$WRITES" ]; then
+		# From 1 % in use on, as long as there is data to move: a
+		# stripe step after every write, racing the next one and the mark.
+		echo "1 0" >"$VT/lw/destage_watermarks" || fail "destage_watermarks 1 0 refused"
 	fi
 	mark "p-$i"
 	placed "p-$i" $i any
@@ -228,10 +234,12 @@ done
 now w1
 # shellcheck disable=SC2154 # w0 and w1 are set by now
 echo "$WRITES writes and marks in $((w1 - w0))0 ms"
-grep -E '^(destage|stripes|requests):' "$VT/lw/status" || true
+grep -E '^(destage|stripes|requests|performance tier|compaction):' "$VT/lw/status" || true
 moved=$(awk '{ print $3 }' "$VT/lw/destage")
 echo "destaged: $(cat "$VT/lw/destage")"
 [ "$moved" -gt 0 ] || fail "nothing was destaged into stripes"
+background=$(sed -n 's/^performance tier:.*background: \([0-9]*\) stripes moved.*/\1/p' "$VT/lw/status")
+[ "${background:-0}" -gt 0 ] || fail "no stripe was destaged in the background"
 
 step "clean power=0, a last mark, the log-writes devices removed"
 vtier_down lw
