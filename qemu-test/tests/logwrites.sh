@@ -18,10 +18,10 @@
 #
 # The workload on the encrypted volume: WRITES fsynced writes of 32 KiB of
 # random data into random slots of a 1 MiB region, destaging into
-# stripes every four writes in the first half, in the background (from
-# 1 % in use on) in the second. After
-# each acknowledged write the data goes into an image of what the region
-# must hold, and a mark p-N is sent to every log at one moment: the four
+# stripes every few writes in the first half, in the background (from
+# 1 % in use on) in the second. After each acknowledged write the data
+# goes into an image of what the region must hold, and a mark p-N is
+# sent to every log at one moment: the four
 # log-writes devices are suspended (their requests in flight complete,
 # new ones wait), marked and resumed, so the marks cut the volume's I/O at
 # one point. A last mark follows a clean power=0.
@@ -53,8 +53,12 @@ SLOTS=32
 REGION=$((SLOT * SLOTS))
 # Fewer writes, so fewer replay points, on the debug kernel, whose every
 # power cycle is several times slower.
-WRITES=24
-[ "${VTIER_FLAVOUR:-release}" = release ] || WRITES=6
+# On request, the first half destages after every DESTAGE_EVERY writes.
+# The release kernel's 12 writes of the second half fill 1 % of the
+# performance tier and destage in the background (4 stripes measured);
+# the debug kernel's 3 may not, so there it is not required.
+WRITES=24 DESTAGE_EVERY=4
+[ "${VTIER_FLAVOUR:-release}" = release ] || WRITES=6 DESTAGE_EVERY=2
 W=/tmp/lw
 export DM_DISABLE_UDEV=1
 
@@ -219,7 +223,7 @@ while [ $i -le "$WRITES" ]; do
 		fail "write $i (slot $slot) failed"
 	# Acknowledged: it is in the expected region from now on.
 	dd if=$W/data of=$W/expect.img bs=$SLOT skip=$((i - 1)) seek=$slot count=1 conv=notrunc 2>/dev/null
-	if [ $((i % 4)) = 0 ] && [ $((2 * i)) -le "$WRITES" ]; then
+	if [ $((i % DESTAGE_EVERY)) = 0 ] && [ $((2 * i)) -le "$WRITES" ]; then
 		echo 2 >"$VT/lw/destage" || fail "destage after write $i failed"
 	fi
 	if [ $((2 * i)) = "$WRITES" ]; then
@@ -239,7 +243,8 @@ moved=$(awk '{ print $3 }' "$VT/lw/destage")
 echo "destaged: $(cat "$VT/lw/destage")"
 [ "$moved" -gt 0 ] || fail "nothing was destaged into stripes"
 background=$(sed -n 's/^performance tier:.*background: \([0-9]*\) stripes moved.*/\1/p' "$VT/lw/status")
-[ "${background:-0}" -gt 0 ] || fail "no stripe was destaged in the background"
+[ "${VTIER_FLAVOUR:-release}" != release ] || [ "${background:-0}" -gt 0 ] ||
+	fail "no stripe was destaged in the background"
 
 step "clean power=0, a last mark, the log-writes devices removed"
 vtier_down lw
