@@ -106,6 +106,29 @@ initrd_dir=${CARGO_TARGET_DIR:-$VTIER_TOP/target}/initramfs
 mkdir -p "$initrd_dir"
 initrd=$initrd_dir/guest-$flavour.cpio
 extra=("$vtierctl=/usr/bin/vtierctl" "$qt/tests=/tests")
+# Device-mapper modules a test may load (dm-log-writes under a volume's
+# members): in /dm of the guest, /dm/load-order naming them dependencies
+# first. The kernel builds them as modules (qemu-test/kconfig).
+dm_dir=$initrd_dir/dm-$flavour
+rm -rf "$dm_dir"
+mkdir -p "$dm_dir"
+dm_order=()
+add_dm_module() { # NAME as modinfo spells it (dm-log-writes, dm-mod)
+	local m=$1 ko dep
+	for dep in "${dm_order[@]}"; do
+		[ "$dep" = "$m.ko" ] && return 0
+	done
+	ko=$(find "$kdir" -name "$m.ko" -o -name "${m//-/_}.ko" | head -1)
+	[ -n "$ko" ] || die "$m.ko not in $kdir"
+	for dep in $(modinfo -F depends "$ko" | tr ',' ' '); do
+		add_dm_module "$dep"
+	done
+	cp "$ko" "$dm_dir/$m.ko"
+	dm_order+=("$m.ko")
+}
+add_dm_module dm-log-writes
+printf '%s\n' "${dm_order[@]}" >"$dm_dir/load-order"
+extra+=("$dm_dir=/dm")
 [ -n "$module" ] && extra+=("$module=/vtier.ko")
 "$qt/mkinitramfs.sh" "$initrd" "${extra[@]}"
 

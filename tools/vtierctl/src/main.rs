@@ -11,6 +11,8 @@
 
 mod check;
 mod key;
+mod logwrites;
+mod replay;
 mod stripes;
 
 use std::fs::{File, OpenOptions};
@@ -97,6 +99,44 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Replay dm-log-writes logs onto targets, one log per target (a
+    /// volume's members, each logged by its own log): to the end, to an
+    /// entry or a mark, or to each flush or each common mark in turn with
+    /// a command run at each. Every target is zeroed first: the logs must
+    /// have recorded their devices from zeroes. Several logs are replayed
+    /// together only to marks sent to all of them while the volume was
+    /// quiescent.
+    ReplayLog {
+        /// A dm-log-writes log device or image (repeat for several).
+        #[arg(long = "log", required = true, value_name = "LOG")]
+        logs: Vec<PathBuf>,
+        /// The device or image the log before it is replayed onto (one
+        /// per --log, in the same order).
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<PathBuf>,
+        /// Replay entries 0 to N (one log; numbered as --list numbers them).
+        #[arg(long, value_name = "N", group = "until")]
+        to_entry: Option<u64>,
+        /// Replay each log up to its mark NAME.
+        #[arg(long, value_name = "NAME", group = "until")]
+        to_mark: Option<String>,
+        /// Replay to each flush in turn (one log), running --exec at each.
+        #[arg(long, group = "until", requires = "exec")]
+        each_flush: bool,
+        /// Replay to each mark common to all logs in turn (those whose name
+        /// starts with PREFIX), running --exec at each.
+        #[arg(long, value_name = "PREFIX", group = "until", requires = "exec",
+              num_args = 0..=1, default_missing_value = "")]
+        each_mark: Option<String>,
+        /// A shell command run at each point (sh -c), with
+        /// VTIER_REPLAY_POINT, VTIER_REPLAY_MARK and VTIER_REPLAY_NUMBER set;
+        /// it may change the targets. A failure stops the replay.
+        #[arg(long, value_name = "COMMAND")]
+        exec: Option<String>,
+        /// Print each log's entries instead of replaying.
+        #[arg(long)]
+        list: bool,
+    },
     /// Check a key against an encrypted device's key check value.
     CheckKey {
         /// Device or image (any member of the set).
@@ -121,6 +161,25 @@ fn main() -> ExitCode {
         Cmd::Status { capacity } => stripes::status(&capacity),
         Cmd::Show { device } => show(&device),
         Cmd::CheckKey { device, key_file } => check_key(&device, &key_file),
+        Cmd::ReplayLog {
+            logs,
+            targets,
+            to_entry,
+            to_mark,
+            each_flush,
+            each_mark,
+            exec,
+            list,
+        } => {
+            let until = match (to_entry, to_mark, each_flush, each_mark) {
+                (Some(n), ..) => replay::Until::Entry(n),
+                (_, Some(m), ..) => replay::Until::Mark(m),
+                (_, _, true, _) => replay::Until::EachFlush,
+                (_, _, _, Some(prefix)) => replay::Until::EachMark(prefix),
+                _ => replay::Until::End,
+            };
+            replay::run(&logs, &targets, &until, exec.as_deref(), list)
+        }
         Cmd::Check {
             perf,
             capacity,
