@@ -111,13 +111,16 @@ dmesg | grep -q 'vtier: .*vda' || fail "no kernel message names vda"
 
 step "the same image attached again"
 before=$(echo /sys/block/vd*)
-# drive_add, then device_add; each printed until the new disk is there.
+# The removed disk's drive goes with it in QEMU; drive_del makes sure
+# (an error if it is gone already), then drive_add and device_add attach
+# the image again. Each is printed until the new disk is there.
 i=0
 new=
 while [ -z "$new" ]; do
 	[ $((i % 10)) != 0 ] || {
-		echo "VTIER-HOST 2: drive_add 0 file=@IMG0@,if=none,id=drv0b,format=raw,cache=unsafe :END"
-		echo "VTIER-HOST 3: device_add virtio-blk-pci,drive=drv0b,id=disk0b :END"
+		echo "VTIER-HOST 2: drive_del drv0 :END"
+		echo "VTIER-HOST 3: drive_add 0 file=@IMG0@,if=none,id=drv0b,format=raw,cache=unsafe :END"
+		echo "VTIER-HOST 4: device_add virtio-blk-pci,drive=drv0b,id=disk0b :END"
 	}
 	sleep 0.5
 	for d in /sys/block/vd*; do
