@@ -34,6 +34,12 @@ unsigned int vtier_bdev_logical_block_size(struct block_device *bdev)
 
 
 
+/* Whether @bdev's disk has been removed (hot-unplugged) since it was opened. */
+bool vtier_bdev_dead(struct block_device *bdev)
+{
+	return test_bit(GD_DEAD, &bdev->bd_disk->state);
+}
+
 dev_t vtier_bdev_dev(struct block_device *bdev)
 {
 	return bdev->bd_dev;

@@ -13,6 +13,7 @@ struct file *vtier_bdev_open(const char *path, void *holder);
 sector_t vtier_bdev_nr_sectors(struct block_device *bdev);
 unsigned int vtier_bdev_logical_block_size(struct block_device *bdev);
 dev_t vtier_bdev_dev(struct block_device *bdev);
+bool vtier_bdev_dead(struct block_device *bdev);
 blk_features_t vtier_blk_feat_write_cache_fua(void);
 unsigned int vtier_num_online_cpus(void);
 unsigned int vtier_disk_openers(struct gendisk *disk);
