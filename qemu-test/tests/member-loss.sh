@@ -3,6 +3,7 @@
 # vtier-disks: 64M 32M 32M 32M 32M 32M 32M 32M
 # vtier-timeout: 240
 # vtier-needs: module
+# vtier-release-only: not yet measured on the debug kernel (release: 89–108 s in the guest); it joins the debug suite once its time there fits the CI budget
 #
 # Capacity members lost under load. vda is the performance device, vdb..vdg
 # the capacity tier (six devices: 4+2 stripes, so two may be lost), vdh a
