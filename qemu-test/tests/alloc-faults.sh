@@ -3,7 +3,6 @@
 # vtier-disks: 128M 64M 64M 64M
 # vtier-timeout: 120
 # vtier-needs: module
-# vtier-disabled: not yet run to completion on the debug kernel; remove this line to run it
 # vtier-debug-only: failslab and fail_page_alloc are in the debug kernel only (qemu-test/kconfig/debug.config)
 # vtier-alloc-failures: injected
 #
