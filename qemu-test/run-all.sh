@@ -28,6 +28,8 @@
 # REASON" is the converse: the test runs on the debug kernel only (it
 # needs one of its options, e.g. fault injection) and is a SKIP on the
 # release kernel.
+# "# vtier-disabled: REASON" skips a test on both kernels with its reason
+# printed: a test that finds a fault not yet fixed.
 #   VTIER_QEMU_APPEND  extra kernel command line for every test
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
@@ -139,6 +141,12 @@ skipped=0
 failed_names=()
 suite_start=$(date +%s)
 for t in "${tests[@]}"; do
+	why=$(sed -n 's/^# vtier-disabled: //p' "$qt/tests/$t.sh")
+	if [ -n "$why" ]; then
+		printf 'SKIP %-14s    0s (disabled: %s)\n' "$t" "$why"
+		skipped=$((skipped + 1))
+		continue
+	fi
 	why=$(sed -n 's/^# vtier-release-only: //p' "$qt/tests/$t.sh")
 	if [ "$flavour" != release ] && [ -n "$why" ]; then
 		printf 'SKIP %-14s    0s (release kernel only: %s)\n' "$t" "$why"
