@@ -3,7 +3,7 @@
 # vtier-disks: 32M 16M 16M 16M
 # vtier-timeout: 400
 # vtier-needs: module
-# vtier-disabled: it finds wrong data not yet fixed: an edited extent entry of a B-tree leaf (stripe address) reads other data, since a leaf records no checksum of the data an extent maps (a format change)
+# vtier-disabled: it finds wrong data not yet fixed: an edited extent entry of a live B-tree leaf reads other data, since a leaf records no checksum of the data an extent maps (a format change)
 # vtier-release-only: not yet measured on the debug kernel (release: 5 minutes for 17 edits on a loaded machine); it joins the debug suite once its time there fits the CI budget
 #
 # Damaged metadata that passes its checksum: a real volume's metadata
