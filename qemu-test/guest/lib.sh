@@ -79,13 +79,19 @@ vtier_up() {
 	[ "$(cat "$VT/$1/power")" = 1 ] || fail "$1: power reads $(cat "$VT/$1/power") after power=1"
 	disk=$(cat "$VT/$1/disk")
 	[ -n "$disk" ] || fail "$1: disk attribute empty while powered"
-	i=0
-	while [ ! -b "/dev/$disk" ]; do
-		i=$((i + 1))
-		[ $i -lt 50 ] || fail "$1: /dev/$disk did not appear"
+	wait_bdev "/dev/$disk" "$1"
+	echo "$disk"
+}
+
+# wait_bdev DEV WHAT: waits up to 5 s for block device node DEV to appear;
+# fails naming WHAT if it does not.
+wait_bdev() {
+	_i=0
+	while [ ! -b "$1" ]; do
+		_i=$((_i + 1))
+		[ $_i -lt 50 ] || fail "$2: $1 did not appear"
 		sleep 0.1
 	done
-	echo "$disk"
 }
 
 vtier_down() {

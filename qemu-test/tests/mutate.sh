@@ -169,12 +169,7 @@ while read -r line off x line2 off2 x2; do
 		served=$((served + 1))
 		disk=$(cat "$VT/mut/disk")
 		dev=/dev/$disk
-		n=0
-		while [ ! -b "$dev" ]; do
-			n=$((n + 1))
-			[ $n -lt 50 ] || fail "trial $t ($what): $dev did not appear"
-			sleep 0.1
-		done
+		wait_bdev "$dev" "trial $t ($what)"
 		check_data
 		readerr=$((readerr + errs))
 		echo "trial $t: $what: served, $errs MiB with read errors"

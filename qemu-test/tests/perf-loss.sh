@@ -131,12 +131,7 @@ while [ -z "$new" ]; do
 	[ $i -lt 240 ] || fail "the image of vda did not come back in 120 s"
 done
 perf=/dev/$new
-i=0
-while [ ! -b "$perf" ]; do
-	i=$((i + 1))
-	[ $i -lt 50 ] || fail "$perf did not appear"
-	sleep 0.1
-done
+wait_bdev "$perf" "the performance device"
 echo "the performance device is back as $perf"
 vtierctl show "$perf" | head -5
 
