@@ -17,8 +17,8 @@
 #
 # Environment:
 #   VTIER_TESTS     tests to run (names, space or comma separated), like --only
-#   VTIER_FIO_MB    MiB that fio-verify writes (default 256 release, 48 debug)
-#   VTIER_MANY_MB   MiB of each many-extents job (default 128 release, 48 debug)
+#   VTIER_FIO_MB    MiB that fio-verify writes (default 96 release, 48 debug)
+#   VTIER_MANY_MB   MiB of each many-extents job (default 48 release and debug)
 #   VTIER_BOOTS_POWERCUT  boots of the power-cut test instead of its header's
 #                   (scripts/soak.sh sets it)
 #
@@ -52,7 +52,7 @@ set -- "${args[@]}"
 [ $# = 1 ] || die "usage: run-all.sh [--only NAME[,NAME]] [--kvm] release|debug"
 flavour=$1
 case $flavour in
-release) scale=1 fio_mb=${VTIER_FIO_MB:-256} many_mb=${VTIER_MANY_MB:-128} ;;
+release) scale=1 fio_mb=${VTIER_FIO_MB:-96} many_mb=${VTIER_MANY_MB:-48} ;;
 # The KASAN/lockdep kernel is several times slower under TCG: the data
 # volumes are smaller there, the code paths the same.
 debug) scale=4 fio_mb=${VTIER_FIO_MB:-48} many_mb=${VTIER_MANY_MB:-48} ;;

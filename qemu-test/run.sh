@@ -32,6 +32,13 @@
 #   # vtier-disks: 512M 256M ...    one raw virtio disk per size (vda, vdb, ...)
 #   # vtier-timeout: SECONDS        host timeout for a release kernel (each boot)
 #   # vtier-append: ARGS            extra kernel command line for this test
+#   # vtier-kmemleak: REASON        boot with kmemleak tracking allocations
+#                                   (on a kernel that has it: the debug
+#                                   one), scanned after the test; every
+#                                   other test boots with kmemleak=off,
+#                                   since under TCG its bookkeeping makes a
+#                                   boot and a test two to three times
+#                                   slower
 #   # vtier-boots: N                boot N times on the same disk images (a
 #                                   crash test; default 1, see below)
 #   # vtier-alloc-failures: injected
@@ -110,6 +117,7 @@ timeout_s=$(header vtier-timeout)
 timeout_s=${timeout_s:-300}
 timeout_s=$(awk -v t="$timeout_s" -v s="$scale" 'BEGIN { printf "%d", t * s }')
 test_append=$(header vtier-append)
+[ -n "$(header vtier-kmemleak)" ] || test_append="kmemleak=off $test_append"
 alloc_failures=$(header vtier-alloc-failures)
 boots=${boots_opt:-$(header vtier-boots)}
 boots=${boots:-1}

@@ -3,6 +3,7 @@
 # vtier-disks: 128M 64M 64M 64M
 # vtier-timeout: 120
 # vtier-needs: module
+# vtier-kmemleak: the error paths of failed allocations are where a leak is likeliest
 # vtier-debug-only: failslab and fail_page_alloc are in the debug kernel only (qemu-test/kconfig/debug.config)
 # vtier-alloc-failures: injected
 #

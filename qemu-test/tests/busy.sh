@@ -3,6 +3,7 @@
 # vtier-disks: 128M 32M
 # vtier-timeout: 300
 # vtier-needs: module
+# vtier-kmemleak: a volume torn down while it is held open frees what the open kept
 #
 # Taking down a device that is in use:
 # - power=0 while a process holds /dev/vtier0 open, or while ext4 is mounted

@@ -3,6 +3,7 @@
 # vtier-disks: 16M
 # vtier-timeout: 120
 # vtier-needs: module
+# vtier-kmemleak: the erasure-code kernels' tables and buffers, set up and freed (a short test)
 #
 # Erasure coding's SIMD kernels (ec/c/gf_simd.c behind rust/ec_simd.rs):
 # insmod checks every GF(2^8) kernel the guest CPU supports (AVX2 vpshufb

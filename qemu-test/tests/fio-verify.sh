@@ -6,7 +6,7 @@
 #
 # fio with verify=crc32c on /dev/vtier0 (libaio, O_DIRECT, iodepth 16): a
 # 4 KiB random-write job and a 1 MiB sequential-write job side by side on
-# two halves of VTIER_FIO_MB MiB (default 256), each reading back and
+# two halves of VTIER_FIO_MB MiB (default 96), each reading back and
 # checking everything it wrote (verify_fatal). Then all of it is destaged
 # into the 2+1 stripes of the three capacity devices, the device is
 # powered down and up again and a verify-only pass re-reads all of it: the
@@ -17,7 +17,7 @@ set -o pipefail
 # shellcheck source=SCRIPTDIR/../guest/lib.sh
 . /usr/lib/vtier/lib.sh
 
-mb=${VTIER_FIO_MB:-256}
+mb=${VTIER_FIO_MB:-96}
 half=$((mb / 2))
 
 vtier_load

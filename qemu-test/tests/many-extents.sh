@@ -6,10 +6,10 @@
 # vtier-release-only: its 32768 single-block writes under KASAN ran past 14 minutes; the same data path runs there in fio-verify, background and crash
 #
 # make demo's workload as a test: on an encrypted volume with a 2+1
-# capacity tier, 128 MiB of 4 KiB random writes (one data log entry and
-# one extent each) beside 128 MiB of 1 MiB sequential writes, all of it
-# destaged, read back with a capacity disk failing, then a clean power off
-# and on. fio writes with verify=crc32c (each block carries its offset and
+# capacity tier, 48 MiB of 4 KiB random writes (one data log entry and
+# one extent each, 12288 of them) beside 48 MiB of 1 MiB sequential
+# writes, all of it destaged, read back with a capacity disk failing,
+# then a clean power off and on. fio writes with verify=crc32c (each block carries its offset and
 # a checksum of its bytes, taken when it was written) and checks every
 # block after writing, with the capacity disk failing and after the power
 # cycle (verify_only). Asserts that every block reads back at every stage
@@ -26,7 +26,7 @@ set -o pipefail
 . /usr/lib/vtier/lib.sh
 
 FI=/sys/kernel/debug/fail_make_request
-mb=${VTIER_MANY_MB:-128}
+mb=${VTIER_MANY_MB:-48}
 
 vtier_load
 dd if=/dev/urandom of=/tmp/key.bin bs=64 count=1 2>/dev/null

@@ -3,6 +3,7 @@
 # vtier-disks: 128M 32M 32M 32M
 # vtier-timeout: 300
 # vtier-needs: module
+# vtier-kmemleak: module unload and load again, and power cycles: every object the volume made is freed
 #
 # Module unload and reload with data intact, and the ways down:
 # - rmmod while a device is powered either refuses (and the device keeps
