@@ -42,14 +42,20 @@ vtier_unload() {
 	! grep -q '^vtier ' /proc/modules || fail "vtier still in /proc/modules after rmmod"
 }
 
-# vtier_format PERF [CAP...]
+# vtier_format [--force] PERF [CAP...]: --force when a device formatted
+# before is formatted again (vtierctl refuses it otherwise).
 vtier_format() {
+	force=''
+	if [ "$1" = --force ]; then
+		force=--force
+		shift
+	fi
 	perf=$1
 	shift
 	if [ $# = 0 ]; then
-		run vtierctl format --perf "$perf"
+		run vtierctl format $force --perf "$perf"
 	else
-		run vtierctl format --perf "$perf" --capacity "$@"
+		run vtierctl format $force --perf "$perf" --capacity "$@"
 	fi
 }
 

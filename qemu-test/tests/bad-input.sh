@@ -20,6 +20,9 @@
 #   EUCLEAN       power=1 on an unformatted performance device, or one whose
 #                 two superblock copies are damaged or misplaced (one damaged
 #                 copy is fine: the other one is used)
+# and `vtierctl format` refuses, writing nothing, a member of a powered
+# volume and a mounted file system (even with --force: the exclusive open
+# fails), and without --force an unmounted ext4 and a vtier member;
 # and at the end the one good device still works and everything unloads.
 # Disks: vda perf + vdb, vdc capacity of the good device; vdd ext4 (mounted);
 # vde a performance device of its own.
@@ -201,8 +204,9 @@ step "members held by someone else: EBUSY"
 # bad still names vda (+ vdb vdc), which good holds.
 expect_power_fail bad "$EBUSY"
 run mkdir "$VT/other"
-# vde + vdd as a volume, then ext4 mounted on vdd.
-vtier_format /dev/vde /dev/vdd
+# vde + vdd as a volume (vde was formatted alone above), then ext4
+# mounted on vdd.
+vtier_format --force /dev/vde /dev/vdd
 run mkfs.ext4 -q -F /dev/vdd
 run mkdir -p /mnt/vdd
 run mount -t ext4 /dev/vdd /mnt/vdd
@@ -212,7 +216,37 @@ expect_power_fail other "$EBUSY"
 attr_write "$VT/other/capacity_devices" ""
 attr_write "$VT/other/perf_device" /dev/vdd
 expect_power_fail other "$EBUSY"
+
+step "vtierctl format: a device in use is refused even with --force"
+# head_sum DEV: sha256 of the part of DEV that vtierctl looks at and a
+# format writes first.
+head_sum() {
+	dd if="$1" bs=4096 count=17 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+# format_refused WHY WANT DEV [vtierctl format options]: vtierctl format
+# fails with WANT in its message and DEV's start is unchanged.
+format_refused() {
+	why=$1 want=$2 target=$3
+	shift 3
+	before=$(head_sum "$target")
+	echo "+ vtierctl format $* --perf $target    # $why; expect: $want"
+	if out=$(vtierctl format "$@" --perf "$target" 2>&1); then
+		fail "vtierctl format of $target ($why) succeeded: $out"
+	fi
+	echo "$out" | sed 's/^/  -> /'
+	case $out in
+	*"$want"*) ;;
+	*) fail "vtierctl format of $target ($why): no '$want' in: $out" ;;
+	esac
+	[ "$(head_sum "$target")" = "$before" ] || fail "vtierctl format of $target ($why) wrote to it"
+	cases=$((cases + 1))
+}
+format_refused "the performance device of a powered volume" "/dev/vda: in use" /dev/vda --force
+format_refused "a capacity device of a powered volume" "/dev/vdc: in use" /dev/vdc --force
+format_refused "a mounted ext4" "/dev/vdd: in use" /dev/vdd --force
 run umount /mnt/vdd
+format_refused "an ext4 not mounted, without --force" "/dev/vdd: carries an ext2/3/4 file system" /dev/vdd
+format_refused "vde's vtier superblock, without --force" "/dev/vde: carries a vtier superblock (volume" /dev/vde
 
 step "after all that, the good device works"
 run dd if=/dev/urandom of=/tmp/pat bs=1M count=4

@@ -61,7 +61,8 @@ for mode in encrypted plain; do
 	if [ $mode = encrypted ]; then
 		run vtierctl format --perf /dev/vda --capacity /dev/vdb --encrypt --key-file /tmp/key.bin
 	else
-		vtier_format /dev/vda /dev/vdb
+		# Over the encrypted volume of the first round.
+		vtier_format --force /dev/vda /dev/vdb
 	fi
 	[ "$(marks_on /dev/vda)" = 0 ] || fail "marker on /dev/vda before anything was written"
 	vtier_create dl /dev/vda /dev/vdb

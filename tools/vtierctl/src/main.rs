@@ -14,6 +14,7 @@ mod key;
 mod logwrites;
 mod replay;
 mod reseal;
+mod signature;
 mod stripes;
 
 use std::fs::{File, OpenOptions};
@@ -65,6 +66,12 @@ enum Cmd {
         key_file: Option<PathBuf>,
         #[command(flatten)]
         stripes: stripes::StripeArgs,
+        /// Overwrite devices that carry a vtier superblock or another
+        /// known signature (a file system, LUKS, LVM, md RAID, a
+        /// partition table). Without it such a device is refused and
+        /// nothing is written.
+        #[arg(long)]
+        force: bool,
     },
     /// Print the stripe store of the capacity devices: geometry, free
     /// stripes and each member's state. Opens the devices read-only and
@@ -176,7 +183,15 @@ fn main() -> ExitCode {
             encrypt: _,
             key_file,
             stripes,
-        } => format(&perf, &capacity, wal_blocks, key_file.as_deref(), &stripes),
+            force,
+        } => format(
+            &perf,
+            &capacity,
+            wal_blocks,
+            key_file.as_deref(),
+            &stripes,
+            force,
+        ),
         Cmd::Status { capacity } => stripes::status(&capacity),
         Cmd::Show { device } => show(&device),
         Cmd::Blocks { device } => reseal::blocks(&device),
@@ -268,6 +283,7 @@ fn format(
     wal_blocks: u64,
     key_file: Option<&Path>,
     stripe_args: &stripes::StripeArgs,
+    force: bool,
 ) -> Result<(), String> {
     let mut all: Vec<&Path> = vec![perf];
     all.extend(capacity.iter().map(PathBuf::as_path));
@@ -283,14 +299,27 @@ fn format(
     // Every device is opened and the stripe geometry checked before any
     // device is written.
     let mut files = Vec::with_capacity(all.len());
+    let mut signatures = Vec::new();
     for path in &all {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut f = open_for_format(path)?;
         let nr_blocks = device_blocks(&mut f, path)?;
+        let head = signature::read_head(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
+        for what in signature::describe(&head) {
+            signatures.push(format!("{}: carries {what}", path.display()));
+        }
         files.push((f, nr_blocks));
+    }
+    if !signatures.is_empty() {
+        if !force {
+            return Err(format!(
+                "{}\nnothing was written; `vtierctl format --force` overwrites {}",
+                signatures.join("\n"),
+                if signatures.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        for s in &signatures {
+            println!("{s}: overwritten (--force)");
+        }
     }
     let sizes: Vec<u64> = files[1..].iter().map(|&(_, b)| b).collect();
     let stripe_plan = stripes::plan(&sizes, stripe_args)?;
@@ -358,6 +387,33 @@ fn format(
         );
     }
     Ok(())
+}
+
+/// Opens a device to format it: a block device exclusively (`O_EXCL`), so
+/// that one mounted, held by a running volume or by device-mapper or md is
+/// refused by the kernel instead of overwritten under its user.
+fn open_for_format(path: &Path) -> Result<File, String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let block_device = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .file_type()
+        .is_block_device();
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if block_device {
+        opts.custom_flags(libc::O_EXCL);
+    }
+    opts.open(path).map_err(|e| {
+        if block_device && e.raw_os_error() == Some(libc::EBUSY) {
+            format!(
+                "{}: in use (mounted, a member of a running volume, or held by \
+                 another driver): {e}",
+                path.display()
+            )
+        } else {
+            format!("{}: {e}", path.display())
+        }
+    })
 }
 
 fn hex(b: &[u8]) -> String {

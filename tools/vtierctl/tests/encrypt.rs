@@ -218,7 +218,9 @@ fn each_format_draws_a_new_tweak() {
     let file = set.key_file("key", &key(4));
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let out = set.format(&["--encrypt", "--key-file", s(&file)], None);
+        // The same images again and again: --force overwrites the set
+        // the loop formatted before.
+        let out = set.format(&["--encrypt", "--key-file", s(&file), "--force"], None);
         assert!(out.status.success(), "{}", text(&out));
         let Encryption::AesXts { tweak, kcv } = set_encryption(&set) else {
             panic!("not encrypted");

@@ -180,10 +180,11 @@ fn explicit_options_are_used() {
         ],
     );
     assert_eq!((g.k, g.m, g.nr_members, g.chunk_blocks), (2, 2, 5, 8));
-    // Only the parity count given: the data chunks take the rest.
-    let g = format_ok(&set, &["--parity-chunks", "1"]);
+    // Only the parity count given: the data chunks take the rest. (The
+    // same images again: --force overwrites the set formatted before.)
+    let g = format_ok(&set, &["--parity-chunks", "1", "--force"]);
     assert_eq!((g.k, g.m, g.chunk_blocks), (4, 1, 16));
-    let g = format_ok(&set, &["--chunk-kib", "4"]);
+    let g = format_ok(&set, &["--chunk-kib", "4", "--force"]);
     assert_eq!((g.k, g.m, g.chunk_blocks), (3, 2, 1));
 }
 
