@@ -82,6 +82,20 @@ enum Cmd {
         #[arg(long, num_args = 1.., required = true)]
         capacity: Vec<PathBuf>,
     },
+    /// Say whether a device is a vtier member, for udev and scripts. With
+    /// --export (the form a udev rule IMPORTs): KEY=value lines,
+    /// ID_FS_TYPE=vtier_member, ID_FS_UUID (the volume's UUID),
+    /// ID_FS_UUID_SUB (the member's), VTIER_ROLE, VTIER_DEVICE_INDEX,
+    /// VTIER_NR_DEVICES, VTIER_ENCRYPTED. Exit status 0 for a member, 2
+    /// when the device holds no valid vtier superblock, 1 when it cannot
+    /// be read.
+    Probe {
+        /// Device or image.
+        device: PathBuf,
+        /// Print KEY=value lines instead of a sentence.
+        #[arg(long)]
+        export: bool,
+    },
     /// Print the superblocks of a member device (never key material).
     Show {
         /// Device or image.
@@ -194,6 +208,16 @@ fn main() -> ExitCode {
         ),
         Cmd::Status { capacity } => stripes::status(&capacity),
         Cmd::Show { device } => show(&device),
+        Cmd::Probe { device, export } => {
+            return match probe(&device, export) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("vtierctl: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::Blocks { device } => reseal::blocks(&device),
         Cmd::Reseal { device, blocks } => reseal::reseal(&device, &blocks),
         Cmd::CheckKey { device, key_file } => check_key(&device, &key_file),
@@ -478,6 +502,71 @@ fn show(path: &Path) -> Result<(), String> {
     let sb = read_superblock(path, true)?;
     println!("mounts generation {}", sb.generation);
     Ok(())
+}
+
+/// A UUID as blkid and udev spell it: 8-4-4-4-12 lowercase hex digits.
+fn uuid_string(u: &[u8; 16]) -> String {
+    let h = hex(u);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `vtierctl probe`: Ok(true) and the member's identity printed when
+/// `path` holds a valid vtier superblock (either copy), Ok(false) and a
+/// note on standard error when it holds none, Err when it cannot be read.
+fn probe(path: &Path, export: bool) -> Result<bool, String> {
+    // A device shorter than the superblocks (udev probes every block
+    // device) reads as zeroes past its end: no member.
+    let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let head = signature::read_head(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some(sb) = COPIES
+        .iter()
+        .filter_map(|&block| {
+            let at = block as usize * BLOCK_SIZE;
+            Superblock::decode(&head[at..at + BLOCK_SIZE], block).ok()
+        })
+        .max_by_key(|sb| sb.generation)
+    else {
+        eprintln!("{}: no valid vtier superblock", path.display());
+        return Ok(false);
+    };
+    let role = match sb.role {
+        vtier_engine::format::superblock::Role::Performance => "performance",
+        vtier_engine::format::superblock::Role::Capacity => "capacity",
+    };
+    let encrypted = sb.encryption != Encryption::None;
+    let (volume, device) = (uuid_string(&sb.volume_uuid), uuid_string(&sb.device_uuid));
+    if export {
+        println!("ID_FS_TYPE=vtier_member");
+        println!("ID_FS_USAGE=raid");
+        println!(
+            "ID_FS_VERSION={}",
+            vtier_engine::format::superblock::FORMAT_VERSION
+        );
+        println!("ID_FS_UUID={volume}");
+        println!("ID_FS_UUID_ENC={volume}");
+        println!("ID_FS_UUID_SUB={device}");
+        println!("ID_FS_UUID_SUB_ENC={device}");
+        println!("VTIER_ROLE={role}");
+        println!("VTIER_DEVICE_INDEX={}", sb.device_index);
+        println!("VTIER_NR_DEVICES={}", sb.nr_devices);
+        println!("VTIER_ENCRYPTED={}", u8::from(encrypted));
+    } else {
+        println!(
+            "{}: vtier {role} device {} of {} of volume {volume}{}",
+            path.display(),
+            sb.device_index,
+            sb.nr_devices,
+            if encrypted { ", encrypted" } else { "" }
+        );
+    }
+    Ok(true)
 }
 
 fn check_key(path: &Path, key_file: &Path) -> Result<(), String> {
