@@ -38,7 +38,7 @@ use vtier_engine::io::device::{check_io, BlockDevice};
 use vtier_engine::io::file_device::FileDevice;
 use vtier_engine::io::paddr::Location;
 use vtier_engine::kcompat::{KVec, GFP_KERNEL};
-use vtier_engine::map::extent::EXTENT_HEADED;
+use vtier_engine::map::extent::{Extent, EXTENT_HEADED};
 use vtier_engine::stripe::store::StripeStore;
 use vtier_engine::testing::tree_check::check_tree;
 
@@ -201,6 +201,26 @@ fn run(
     key_file: Option<&Path>,
     report: &mut Report,
 ) -> Result<(), String> {
+    let Some(mut store) = open_volume(perf, capacity, key_file, report)? else {
+        return Ok(());
+    };
+    tree(&mut store, report);
+    extents(&mut store, report)?;
+    scrub(&mut store, report);
+    Ok(())
+}
+
+/// Opens the volume of `perf` and `capacity` as the module would, on
+/// read-only [`Overlay`]s: the superblocks of every member and the WAL
+/// replay noted in `report`. `Ok(None)` when the volume does not open (the
+/// reason is an error in `report`); `Err` when it cannot be tried (a wrong
+/// set of devices, a missing or wrong key).
+pub fn open_volume(
+    perf: &Path,
+    capacity: &[PathBuf],
+    key_file: Option<&Path>,
+    report: &mut Report,
+) -> Result<Option<Store<Overlay, SoftXts>>, String> {
     let sb = superblocks(perf, report)?;
     if sb.role != Role::Performance {
         return Err(format!(
@@ -234,14 +254,14 @@ fn run(
         }
     };
     let stripes = open_stripes(capacity, report)?;
-    let mut store = match Store::open(Overlay::open(perf)?, stripes, cipher) {
+    let store = match Store::open(Overlay::open(perf)?, stripes, cipher) {
         Ok(s) => s,
         Err(Error::WrongKey) => return Err("wrong key for this volume".to_string()),
         Err(e) => {
             report.error(format!(
                 "the volume does not open (WAL replay, allocation, stripes): {e}"
             ));
-            return Ok(());
+            return Ok(None);
         }
     };
     let rec = store.recovery();
@@ -257,10 +277,7 @@ fn run(
     if store.stats().stripe_count_errors > 0 {
         report.error("the map could not be scanned for the stripes it uses".to_string());
     }
-    tree(&mut store, report);
-    extents(&mut store, report)?;
-    scrub(&mut store, report);
-    Ok(())
+    Ok(Some(store))
 }
 
 /// Both superblock copies of `path`, each reported; the one that mounts.
@@ -345,39 +362,55 @@ fn tree(store: &mut Store<Overlay, SoftXts>, report: &mut Report) {
     }
 }
 
+/// A mapped range: first logical block, blocks, the extent it maps to.
+pub type Mapped = (u64, u64, Extent);
+
+/// Every mapped range of the volume, in logical order. The inner `Err` is
+/// a lookup that failed part-way (a damaged map); the outer one a map that
+/// cannot be read at all.
+pub fn mapped_extents(
+    store: &mut Store<Overlay, SoftXts>,
+) -> Result<Result<Vec<Mapped>, String>, String> {
+    let nr_lbas = store.nr_lbas();
+    let mut found = Vec::new();
+    let map = store.map();
+    let txn = map
+        .begin()
+        .map_err(|e| format!("cannot read the map: {e}"))?;
+    let mut at = 0;
+    let mut walk_err = None;
+    while at < nr_lbas {
+        match map.lookup(&txn, at, nr_lbas - at) {
+            Ok(piece) => {
+                let len = piece.len.clamp(1, nr_lbas - at);
+                if let Some(ext) = piece.value {
+                    found.push((at, len, ext));
+                }
+                at += len;
+            }
+            Err(e) => {
+                walk_err = Some(format!("map: lookup of block {at} failed: {e}"));
+                break;
+            }
+        }
+    }
+    map.abort(txn);
+    Ok(match walk_err {
+        Some(e) => Err(e),
+        None => Ok(found),
+    })
+}
+
 /// Every mapped extent: allocated where it lives, its entry's checksums,
 /// its blocks readable through the volume.
 fn extents(store: &mut Store<Overlay, SoftXts>, report: &mut Report) -> Result<(), String> {
-    let nr_lbas = store.nr_lbas();
-    let mut found = Vec::new();
-    {
-        let map = store.map();
-        let txn = map
-            .begin()
-            .map_err(|e| format!("cannot read the map: {e}"))?;
-        let mut at = 0;
-        let mut walk_err = None;
-        while at < nr_lbas {
-            match map.lookup(&txn, at, nr_lbas - at) {
-                Ok(piece) => {
-                    let len = piece.len.clamp(1, nr_lbas - at);
-                    if let Some(ext) = piece.value {
-                        found.push((at, len, ext));
-                    }
-                    at += len;
-                }
-                Err(e) => {
-                    walk_err = Some(format!("map: lookup of block {at} failed: {e}"));
-                    break;
-                }
-            }
-        }
-        map.abort(txn);
-        if let Some(e) = walk_err {
+    let found = match mapped_extents(store)? {
+        Ok(found) => found,
+        Err(e) => {
             report.error(e);
             return Ok(());
         }
-    }
+    };
     report.extents = found.len() as u64;
     report.mapped_blocks = found.iter().map(|f| f.1).sum();
 

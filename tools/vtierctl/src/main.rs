@@ -10,6 +10,7 @@
 //! check value and is never printed, logged or written to the devices.
 
 mod check;
+mod dump;
 mod key;
 mod logwrites;
 mod replay;
@@ -37,6 +38,24 @@ use vtier_engine::map::lba_map::LbaMap;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The members of a volume that is not powered, for `check` and `dump`.
+#[derive(clap::Args)]
+struct VolumeArgs {
+    /// The performance device or image.
+    #[arg(long)]
+    perf: PathBuf,
+    /// The capacity devices or images (any order; a missing member may be
+    /// left out, up to the parity count).
+    #[arg(long, num_args = 0..)]
+    capacity: Vec<PathBuf>,
+    /// The key of an encrypted volume, as for `format --key-file`.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Print it as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -106,21 +125,13 @@ enum Cmd {
     /// extent against the allocation maps, data-log checksums, every mapped
     /// block read back, and a scrub of the stripes. Exit status 0 when
     /// clean, 1 when errors were found (as fsck), 2 when it cannot check.
-    Check {
-        /// The performance device or image.
-        #[arg(long)]
-        perf: PathBuf,
-        /// The capacity devices or images (any order; a missing member may
-        /// be left out, up to the parity count).
-        #[arg(long, num_args = 0..)]
-        capacity: Vec<PathBuf>,
-        /// The key of an encrypted volume, as for `format --key-file`.
-        #[arg(long, value_name = "FILE")]
-        key_file: Option<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Check(VolumeArgs),
+    /// Print what a volume that is not powered holds, offline and without
+    /// writing to it: the members' superblocks, the WAL (replayed in
+    /// memory only), the B-tree's shape and nodes, every mapped extent and
+    /// where its data lives, and the stripe store. Exit status 0, or 1
+    /// when part of it could not be read.
+    Dump(VolumeArgs),
     /// Replay dm-log-writes logs onto targets, one log per target (a
     /// volume's members, each logged by its own log): to the end, to an
     /// entry or a mark, or to each flush or each common mark in turn with
@@ -240,20 +251,21 @@ fn main() -> ExitCode {
             };
             replay::run(&logs, &targets, &until, exec.as_deref(), list)
         }
-        Cmd::Check {
-            perf,
-            capacity,
-            key_file,
-            json,
-        } => {
-            return match check::check(&perf, &capacity, key_file.as_deref(), json) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(1),
-                Err(e) => {
-                    eprintln!("vtierctl: {e}");
-                    ExitCode::from(2)
-                }
-            };
+        Cmd::Dump(v) => {
+            return fsck_status(dump::dump(
+                &v.perf,
+                &v.capacity,
+                v.key_file.as_deref(),
+                v.json,
+            ))
+        }
+        Cmd::Check(v) => {
+            return fsck_status(check::check(
+                &v.perf,
+                &v.capacity,
+                v.key_file.as_deref(),
+                v.json,
+            ))
         }
     };
     match res {
@@ -438,6 +450,19 @@ fn open_for_format(path: &Path) -> Result<File, String> {
             format!("{}: {e}", path.display())
         }
     })
+}
+
+/// fsck's exit status: 0 clean, 1 errors found (and printed), 2 could not
+/// look.
+fn fsck_status(r: Result<bool, String>) -> ExitCode {
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("vtierctl: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn hex(b: &[u8]) -> String {

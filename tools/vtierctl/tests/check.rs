@@ -292,3 +292,75 @@ fn an_encrypted_volume_needs_its_key() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--key-file"), "{}", text(&out));
 }
+
+impl Set {
+    fn dump(&self, json: bool) -> Output {
+        let mut args = vec!["dump", "--perf", s(&self.images[0]), "--capacity"];
+        args.extend(self.images[1..].iter().map(|p| s(p)));
+        args.extend(["--key-file", s(&self.key)]);
+        if json {
+            args.push("--json");
+        }
+        Command::new(VTIERCTL).args(&args).output().unwrap()
+    }
+}
+
+/// `vtierctl dump` lists exactly the ranges `fill` wrote, each where the
+/// writes put it (destaged into stripes, or on the performance tier), the
+/// B-tree's nodes, and writes nothing.
+#[test]
+fn dump_lists_what_was_written_and_writes_nothing() {
+    let set = Set::new();
+    let mut store = set.open();
+    fill(&mut store);
+    store.close().unwrap();
+    let before = set.contents();
+    let out = set.dump(true);
+    assert!(out.status.success(), "{}", text(&out));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["errors"].as_array().unwrap().len(), 0, "{d}");
+
+    // Which tier each written block must be on, from fill's writes: 0..256
+    // destaged, then 32..64 and 512..520 rewritten on the performance tier.
+    let want_tier = |lba: u64| match lba {
+        32..64 | 512..520 => Some("perf"),
+        0..256 => Some("stripe"),
+        _ => None,
+    };
+    let mut covered = 0u64;
+    let mut last_end = 0u64;
+    for e in d["extents"].as_array().unwrap() {
+        let (lba, len) = (e["lba"].as_u64().unwrap(), e["len"].as_u64().unwrap());
+        assert!(lba >= last_end, "extents overlap or are out of order: {e}");
+        last_end = lba + len;
+        for b in lba..lba + len {
+            assert_eq!(
+                Some(e["tier"].as_str().unwrap()),
+                want_tier(b),
+                "block {b} in {e}"
+            );
+        }
+        assert_eq!(e["encrypted"], true, "{e}");
+        covered += len;
+    }
+    assert_eq!(covered, 264, "{d}");
+    let nodes = d["tree"]["nodes"].as_array().unwrap();
+    assert!(
+        !nodes.is_empty() && d["tree"]["height"].as_u64().unwrap() >= 1,
+        "{d}"
+    );
+    assert!(d["stripes"].as_str().unwrap().contains("2+1"), "{d}");
+    assert!(set.contents() == before, "dump wrote to a member");
+
+    let out = set.dump(false);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "extents: {}",
+            d["extents"].as_array().unwrap().len()
+        )),
+        "{t}"
+    );
+    assert!(t.contains("0+"), "{t}");
+}
