@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 64M 32M 32M 32M 32M
+# vtier-disks: 64M 32M 32M 32M 32M 32M
 # vtier-timeout: 300
 # vtier-needs: module
 #
@@ -24,8 +24,8 @@
 # volume and a mounted file system (even with --force: the exclusive open
 # fails), and without --force an unmounted ext4 and a vtier member;
 # and at the end the one good device still works and everything unloads.
-# Disks: vda perf + vdb, vdc capacity of the good device; vdd ext4 (mounted);
-# vde a performance device of its own.
+# Disks: vda perf + vdb, vdc, vdf capacity of the good device (2+1 stripes);
+# vdd ext4 (mounted); vde a performance device of its own.
 set -eu
 # shellcheck disable=SC3040 # busybox ash has pipefail
 set -o pipefail
@@ -90,8 +90,8 @@ expect_power_fail() { # NAME ERRTEXT
 }
 
 vtier_load
-step "formatting: vda+vdb+vdc as one volume, vde alone"
-vtier_format /dev/vda /dev/vdb /dev/vdc
+step "formatting: vda+vdb+vdc+vdf as one volume, vde alone"
+vtier_format /dev/vda /dev/vdb /dev/vdc /dev/vdf
 vtier_format /dev/vde
 
 run mkdir "$VT/bad"
@@ -190,7 +190,7 @@ run rmdir "$VT/sb"
 step "the good device"
 run mkdir "$VT/good"
 attr_write "$VT/good/perf_device" /dev/vda
-attr_write "$VT/good/capacity_devices" "/dev/vdb /dev/vdc"
+attr_write "$VT/good/capacity_devices" "/dev/vdb /dev/vdc /dev/vdf"
 disk=$(vtier_up good)
 dev=/dev/$disk
 
@@ -204,16 +204,11 @@ step "members held by someone else: EBUSY"
 # bad still names vda (+ vdb vdc), which good holds.
 expect_power_fail bad "$EBUSY"
 run mkdir "$VT/other"
-# vde + vdd as a volume (vde was formatted alone above), then ext4
-# mounted on vdd.
-vtier_format --force /dev/vde /dev/vdd
+# vdd, an ext4 mounted, named as a performance device: the exclusive
+# open fails before anything is read from it.
 run mkfs.ext4 -q -F /dev/vdd
 run mkdir -p /mnt/vdd
 run mount -t ext4 /dev/vdd /mnt/vdd
-attr_write "$VT/other/perf_device" /dev/vde
-attr_write "$VT/other/capacity_devices" /dev/vdd
-expect_power_fail other "$EBUSY"
-attr_write "$VT/other/capacity_devices" ""
 attr_write "$VT/other/perf_device" /dev/vdd
 expect_power_fail other "$EBUSY"
 

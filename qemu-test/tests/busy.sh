@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 128M 32M
+# vtier-disks: 128M
 # vtier-timeout: 300
 # vtier-needs: module
 # vtier-kmemleak: a volume torn down while it is held open frees what the open kept
@@ -27,8 +27,8 @@ EBUSY="Device or resource busy"
 err_lines() { dmesg -r | grep '^<3>' | grep -cE "vtier:? $1: " || true; }
 
 vtier_load
-vtier_format /dev/vda /dev/vdb
-vtier_create busy /dev/vda /dev/vdb
+vtier_format /dev/vda
+vtier_create busy /dev/vda
 disk=$(vtier_up busy)
 dev=/dev/$disk
 
@@ -85,7 +85,7 @@ vtier_unload
 
 step "the data written before is on the performance device"
 vtier_load
-vtier_create busy /dev/vda /dev/vdb
+vtier_create busy /dev/vda
 disk=$(vtier_up busy)
 run e2fsck -fn "/dev/$disk" || true
 run mount -t ext4 -o ro "/dev/$disk" /mnt/b

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 128M 32M
+# vtier-disks: 128M
 # vtier-timeout: 300
 # vtier-needs: module
 #
@@ -20,8 +20,8 @@ set -o pipefail
 MiB=1048576
 
 vtier_load
-vtier_format /dev/vda /dev/vdb
-vtier_create dis /dev/vda /dev/vdb
+vtier_format /dev/vda
+vtier_create dis /dev/vda
 disk=$(vtier_up dis)
 dev=/dev/$disk
 q=/sys/block/$disk/queue

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 64M 32M 32M
+# vtier-disks: 64M 32M 32M 32M 32M
 # vtier-timeout: 240
 # vtier-needs: module
 #
@@ -18,7 +18,8 @@
 #   `key` and `key_name` both set is EINVAL; bad names are refused;
 # - an unencrypted volume with a key (either way) is refused (EINVAL);
 # - no key ever shows in an attribute, vtierctl's output or the kernel log.
-# Disks: vda perf + vdb capacity (encrypted set), vdc alone (unencrypted).
+# Disks: vda perf + vdb, vdc, vdd capacity (encrypted set, 2+1 stripes),
+# vde alone (unencrypted).
 set -eu
 # shellcheck disable=SC3040 # busybox ash has pipefail
 set -o pipefail
@@ -124,15 +125,15 @@ up_and_down() { # NAME HOW
 }
 
 step "vtierctl format --encrypt (key file in /tmp)"
-out=$(vtierctl format --perf /dev/vda --capacity /dev/vdb --encrypt --key-file /tmp/key.hex 2>&1) ||
+out=$(vtierctl format --perf /dev/vda --capacity /dev/vdb /dev/vdc /dev/vdd --encrypt --key-file /tmp/key.hex 2>&1) ||
 	fail "vtierctl format --encrypt failed: $out"
 echo "$out"
 no_key_in "vtierctl format's output" "$out"
-out=$( (vtierctl show /dev/vda; vtierctl show /dev/vdb) 2>&1) || fail "vtierctl show failed: $out"
+out=$( (for d in vda vdb vdc vdd; do vtierctl show /dev/$d; done) 2>&1) || fail "vtierctl show failed: $out"
 echo "$out"
 no_key_in "vtierctl show's output" "$out"
-[ "$(echo "$out" | grep -c 'encrypted AES-256-XTS, tweak ')" = 4 ] ||
-	fail "not all 4 superblock copies say encrypted"
+[ "$(echo "$out" | grep -c 'encrypted AES-256-XTS, tweak ')" = 8 ] ||
+	fail "not all 8 superblock copies say encrypted"
 tweaks=$(echo "$out" | sed -n 's/.*tweak \([0-9a-f]*\).*/\1/p' | sort -u)
 if [ "$(echo "$tweaks" | wc -l)" != 1 ] || [ ${#tweaks} != 32 ]; then
 	fail "members disagree on the tweak: $tweaks"
@@ -143,7 +144,7 @@ if vtierctl check-key /dev/vda --key-file /tmp/wrong.hex; then
 fi
 
 vtier_load
-vtier_create enc /dev/vda /dev/vdb
+vtier_create enc /dev/vda /dev/vdb /dev/vdc /dev/vdd
 [ "$(cat "$VT/enc/key")" = unset ] || fail "new device: key reads '$(cat "$VT/enc/key")'"
 [ -z "$(cat "$VT/enc/key_name")" ] || fail "new device: key_name reads '$(cat "$VT/enc/key_name")'"
 
@@ -226,9 +227,9 @@ attr_write "$VT/enc/key_name" ""
 [ -z "$(cat "$VT/enc/key_name")" ] || fail "an empty write did not clear key_name"
 
 step "an unencrypted volume with a key: EINVAL"
-vtier_format /dev/vdc
+vtier_format /dev/vde
 run mkdir "$VT/plain"
-attr_write "$VT/plain/perf_device" /dev/vdc
+attr_write "$VT/plain/perf_device" /dev/vde
 set_key_name plain vtier:v0
 expect_power_fail plain "$EINVAL" "the volume is not encrypted"
 attr_write "$VT/plain/key_name" ""

@@ -328,6 +328,17 @@ fn format(
             return Err(format!("{} named twice", a.display()));
         }
     }
+    if !capacity.is_empty() && capacity.len() < stripes::MIN_MEMBERS {
+        return Err(format!(
+            "{} capacity device{} would hold nothing: the capacity tier stores \
+             erasure-coded stripes (at least 2 data + 1 parity chunks), which need at \
+             least {} capacity devices; name none for a volume of the performance \
+             device alone",
+            capacity.len(),
+            if capacity.len() == 1 { "" } else { "s" },
+            stripes::MIN_MEMBERS
+        ));
+    }
     let nr_devices = u32::try_from(all.len()).map_err(|_| "too many devices".to_string())?;
     // The key is read and checked before any device is touched.
     let encryption = new_encryption(key_file)?;
@@ -400,12 +411,9 @@ fn format(
             println!("{}", stripes::describe(&g));
             Some(g)
         }
-        None if capacity.is_empty() => {
-            println!("capacity tier: none");
-            None
-        }
+        // No capacity devices (one or two were refused above).
         None => {
-            println!("{}", stripes::NOT_CODED);
+            println!("capacity tier: none");
             None
         }
     };

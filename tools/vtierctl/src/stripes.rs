@@ -177,7 +177,8 @@ pub fn describe(g: &StripeGeometry) -> String {
     )
 }
 
-/// The line `format` and `status` print without a stripe store.
+/// The line `status` prints for a set without a stripe store (one made
+/// before `format` refused one or two capacity devices).
 pub const NOT_CODED: &str = "capacity tier: not erasure coded (needs at least 3 capacity devices)";
 
 /// Formats the store of `plan` on `devs` (the capacity devices, in order,

@@ -137,7 +137,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn every_member_carries_the_same_tweak_and_a_kcv_of_the_key() {
-    let set = Set::new(2);
+    let set = Set::new(3);
     let k = key(1);
     let key_hex = hex(&k);
     let file = set.key_file("key.hex", format!("{key_hex}\n").as_bytes());
@@ -198,7 +198,7 @@ fn every_member_carries_the_same_tweak_and_a_kcv_of_the_key() {
 
 #[test]
 fn raw_key_on_stdin() {
-    let set = Set::new(1);
+    let set = Set::new(3);
     let k = key(7);
     let out = set.format(&["--encrypt", "--key-file", "-"], Some(&k));
     assert!(out.status.success(), "{}", text(&out));
@@ -235,7 +235,7 @@ fn each_format_draws_a_new_tweak() {
 
 #[test]
 fn unencrypted_by_default() {
-    let set = Set::new(1);
+    let set = Set::new(3);
     let out = set.format(&[], None);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(set_encryption(&set), Encryption::None);
@@ -252,7 +252,7 @@ fn unencrypted_by_default() {
 
 #[test]
 fn bad_keys_and_options_change_nothing() {
-    let set = Set::new(1);
+    let set = Set::new(3);
     let before = set.contents();
     let k = key(6);
     let key_hex = hex(&k);
