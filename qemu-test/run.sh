@@ -15,7 +15,8 @@
 # Options:
 #   --kernel DIR|bzImage   built kernel tree or image (required)
 #   --initrd FILE          initramfs from mkinitramfs.sh (required)
-#   --flavour NAME         log directory name under qemu-test/out (default: release)
+#   --flavour NAME         release or debug: the kernel booted (log directory
+#                          qemu-test/out/NAME; default: release)
 #   --timeout-scale N      multiply the test's timeout by N (default 1)
 #   --append "ARGS"        extra kernel command line (e.g. vtier_fio_mb=128)
 #   --kvm                  use KVM instead of TCG (hangs on some hosts)
@@ -41,6 +42,8 @@
 #                                   slower
 #   # vtier-boots: N                boot N times on the same disk images (a
 #                                   crash test; default 1, see below)
+#   # vtier-boots-debug: N          boots on the debug kernel (--flavour
+#                                   debug), where each boot is slower
 #   # vtier-alloc-failures: injected
 #                                   the test injects memory allocation
 #                                   failures (failslab, fail_page_alloc):
@@ -119,7 +122,9 @@ timeout_s=$(awk -v t="$timeout_s" -v s="$scale" 'BEGIN { printf "%d", t * s }')
 test_append=$(header vtier-append)
 [ -n "$(header vtier-kmemleak)" ] || test_append="kmemleak=off $test_append"
 alloc_failures=$(header vtier-alloc-failures)
-boots=${boots_opt:-$(header vtier-boots)}
+boots=$(header vtier-boots)
+[ "$flavour" != debug ] || [ -z "$(header vtier-boots-debug)" ] || boots=$(header vtier-boots-debug)
+boots=${boots_opt:-$boots}
 boots=${boots:-1}
 case $boots in [1-9] | [1-9][0-9] | [1-9][0-9][0-9]) ;; *) die "$test: boots '$boots' is not 1..999" ;; esac
 [ $live = 0 ] || [ "$boots" = 1 ] || die "--live runs tests of one boot only ($test has $boots)"

@@ -12,8 +12,8 @@
 #   power cuts: N, acknowledged writes checked: W, lost: 0
 #
 # and exits non-zero if any check failed (the test stops at the first).
-# `make test` runs the same test with 10 cuts per kernel; this is the long
-# run (200 cuts for a release: one to two hours under TCG).
+# `make test` runs the same test with 6 cuts (2 on the debug kernel); this
+# is the long run (200 cuts for a release: one to two hours under TCG).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

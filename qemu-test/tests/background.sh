@@ -3,6 +3,7 @@
 # vtier-disks: 128M 64M 64M 64M
 # vtier-timeout: 600
 # vtier-needs: module
+# vtier-release-only: the CI budget: 300 s on the debug kernel, 52 s on the release one; its paths (destaging while writes go on) run under KASAN in fio-verify and powercut
 #
 # Background destaging between the watermarks of configfs
 # `destage_watermarks`. With a 2+1 capacity tier and the watermarks at

@@ -3,6 +3,7 @@
 # vtier-disks: 64M 32M 32M 32M 32M 32M
 # vtier-timeout: 300
 # vtier-needs: module
+# vtier-release-only: the CI budget: 136 s on the debug kernel, 24 s on the release one; the configfs parsing it drives is safe Rust, and the bring-up and teardown paths run under KASAN in smoke, busy and reload
 #
 # Every bad input of the configfs interface gets the writer an errno and
 # exactly one KERN_ERR line naming the vtier device ("vtier NAME: ..."),

@@ -3,6 +3,7 @@
 # vtier-disks: 128M 64M 64M 64M 64M
 # vtier-timeout: 400
 # vtier-needs: module
+# vtier-release-only: the CI budget: 130 s on the debug kernel, 30 s on the release one; reads and writes through the capacity tier's stripes run under KASAN in fio-verify and powercut
 #
 # The capacity tier: erasure-coded stripes on three capacity devices (2+1,
 # vtierctl format's default for three), reached through /dev/vtier0

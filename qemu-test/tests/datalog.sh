@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# vtier-disks: 128M
+# vtier-disks: 64M
 # vtier-timeout: 300
 # vtier-needs: module
+# vtier-release-only: the CI budget: 285 s on the debug kernel, 98 s on the release one; the encrypted data log runs under KASAN in smoke, xts, fio-verify and powercut
 #
 # The data path: /dev/vtierN is served from an encrypted data log on the
 # performance device, through the LBA map.

@@ -3,6 +3,7 @@
 # vtier-disks: 128M
 # vtier-timeout: 300
 # vtier-needs: module
+# vtier-release-only: the CI budget: 144 s on the debug kernel, 80 s on the release one; requests reach the same intake and map updates as the writes of fio-verify and powercut
 #
 # DISCARD and WRITE_ZEROES on /dev/vtier0: the queue advertises both;
 # blkdiscard (discard) and blkdiscard -z (BLKZEROOUT) succeed on a range;

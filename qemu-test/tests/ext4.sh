@@ -3,6 +3,7 @@
 # vtier-disks: 256M 48M 48M 48M
 # vtier-timeout: 600
 # vtier-needs: module
+# vtier-release-only: the CI budget: 172 s on the debug kernel, 45 s on the release one; its I/O is the writes, flushes and reads that fio-verify and powercut drive under KASAN
 #
 # ext4 on /dev/vtier0: mkfs.ext4, mount, write a tree of files (sizes from
 # 0 bytes to 24 MiB, random content) and their sha256 sums, umount,

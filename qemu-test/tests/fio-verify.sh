@@ -6,8 +6,9 @@
 #
 # fio with verify=crc32c on /dev/vtier0 (libaio, O_DIRECT, iodepth 16): a
 # 4 KiB random-write job and a 1 MiB sequential-write job side by side on
-# two halves of VTIER_FIO_MB MiB (default 96), each reading back and
-# checking everything it wrote (verify_fatal). Then all of it is destaged
+# two halves of VTIER_FIO_MB MiB (default 96; the suite runs 64, and 24
+# on the debug kernel), each reading back and checking everything it
+# wrote (verify_fatal). Then all of it is destaged
 # into the 2+1 stripes of the three capacity devices, the device is
 # powered down and up again and a verify-only pass re-reads all of it: the
 # data must have reached the capacity tier's stripes, not just a cache.

@@ -3,6 +3,7 @@
 # vtier-disks: 64M 32M 32M 32M 32M
 # vtier-timeout: 240
 # vtier-needs: module
+# vtier-release-only: the CI budget: 140 s on the debug kernel, 24 s on the release one; the key's path into the kernel crypto API runs under KASAN in xts, smoke and powercut
 #
 # Keys of an encrypted volume, end to end:
 # - `vtierctl format --encrypt --key-file` (key file in /tmp) writes the

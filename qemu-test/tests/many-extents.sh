@@ -6,9 +6,9 @@
 # vtier-release-only: its 32768 single-block writes under KASAN ran past 14 minutes; the same data path runs there in fio-verify, background and crash
 #
 # make demo's workload as a test: on an encrypted volume with a 2+1
-# capacity tier, 48 MiB of 4 KiB random writes (one data log entry and
-# one extent each, 12288 of them) beside 48 MiB of 1 MiB sequential
-# writes, all of it destaged, read back with a capacity disk failing,
+# capacity tier, VTIER_MANY_MB MiB of 4 KiB random writes (one data log
+# entry and one extent each: 12288 for the demo's 48 MiB, 8192 for the
+# suite's 32) beside as many MiB of 1 MiB sequential writes, all of it destaged, read back with a capacity disk failing,
 # then a clean power off and on. fio writes with verify=crc32c (each block carries its offset and
 # a checksum of its bytes, taken when it was written) and checks every
 # block after writing, with the capacity disk failing and after the power

@@ -1,14 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # vtier-disks: 256M 64M 64M 64M 16M
-# vtier-boots: 11
+# vtier-boots: 7
+# vtier-boots-debug: 3
 # vtier-timeout: 300
 # vtier-needs: module
 #
 # Power cuts of the kernel path: the machine dies in the middle of writes,
 # again and again, and each next boot's power=1 recovers the volume from
-# its WAL. run.sh boots this test N times on the same disks (vtier-boots;
-# `make soak` asks for hundreds) and kills QEMU with SIGKILL in all but
+# its WAL. run.sh boots this test N times on the same disks (vtier-boots:
+# 7 on the release kernel, 3 on the debug one, where a boot takes two
+# minutes; `make soak` asks for hundreds) and kills QEMU with SIGKILL in all but
 # the last: N-1 power cuts. vda is the performance device, vdb..vdd the
 # capacity tier (2+1 stripes), vde a scratch disk that is no member: it
 # carries the key, the expected state and the log of acknowledged writes
