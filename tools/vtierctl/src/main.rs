@@ -9,6 +9,7 @@
 //! key file ([`key`]); it is used to compute or check the volume's key
 //! check value and is never printed, logged or written to the devices.
 
+mod assemble;
 mod check;
 mod dump;
 mod key;
@@ -115,6 +116,44 @@ enum Cmd {
         #[arg(long)]
         export: bool,
     },
+    /// Bring a volume up through configfs: its members found by their
+    /// superblocks (the devices named, in any order, or with --scan every
+    /// block device), placed by device index, the key checked, then
+    /// perf_device, capacity_devices, the key and power=1 written. Nothing
+    /// is written to configfs when something is wrong, and nothing ever
+    /// to the members. Prints the device (/dev/vtierN).
+    Assemble {
+        /// The configfs name of the volume (/sys/kernel/config/vtier/NAME).
+        name: String,
+        /// The members, in any order.
+        #[arg(required_unless_present = "scan")]
+        devices: Vec<PathBuf>,
+        /// Look at every block device (/sys/class/block) instead.
+        #[arg(long, conflicts_with = "devices")]
+        scan: bool,
+        /// Assemble only volume UUID (as probe prints it): needed when
+        /// members of several volumes are found.
+        #[arg(long, value_name = "UUID")]
+        uuid: Option<String>,
+        /// The key of an encrypted volume, as for `format --key-file`;
+        /// checked against the key check value before anything is written.
+        #[arg(long, value_name = "FILE", conflicts_with = "key_name")]
+        key_file: Option<PathBuf>,
+        /// The description of a logon key in the kernel keyring that holds
+        /// the key of an encrypted volume (configfs key_name).
+        #[arg(long, value_name = "NAME")]
+        key_name: Option<String>,
+        /// Print the configfs writes (the key not shown) instead of making
+        /// them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Take a volume down: power=0 (a checkpoint: what was written is on
+    /// the members), then its configfs directory removed.
+    Stop {
+        /// The configfs name of the volume.
+        name: String,
+    },
     /// Print the superblocks of a member device (never key material).
     Show {
         /// Device or image.
@@ -218,6 +257,23 @@ fn main() -> ExitCode {
             force,
         ),
         Cmd::Status { capacity } => stripes::status(&capacity),
+        Cmd::Assemble {
+            name,
+            devices,
+            scan,
+            uuid,
+            key_file,
+            key_name,
+            dry_run,
+        } => {
+            let key = match (&key_file, &key_name) {
+                (Some(f), _) => assemble::KeySource::File(f),
+                (_, Some(n)) => assemble::KeySource::Name(n),
+                _ => assemble::KeySource::None,
+            };
+            assemble::assemble(&name, &devices, scan, uuid.as_deref(), key, dry_run)
+        }
+        Cmd::Stop { name } => assemble::stop(&name),
         Cmd::Show { device } => show(&device),
         Cmd::Probe { device, export } => {
             return match probe(&device, export) {
@@ -550,22 +606,27 @@ fn uuid_string(u: &[u8; 16]) -> String {
     )
 }
 
-/// `vtierctl probe`: Ok(true) and the member's identity printed when
-/// `path` holds a valid vtier superblock (either copy), Ok(false) and a
-/// note on standard error when it holds none, Err when it cannot be read.
-fn probe(path: &Path, export: bool) -> Result<bool, String> {
-    // A device shorter than the superblocks (udev probes every block
-    // device) reads as zeroes past its end: no member.
+/// The newest valid superblock copy of `path`, None when neither copy is
+/// one (a device shorter than the superblocks, as udev probes every block
+/// device, reads as zeroes past its end: no member), Err when `path`
+/// cannot be read.
+fn member_superblock(path: &Path) -> Result<Option<Superblock>, String> {
     let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let head = signature::read_head(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
-    let Some(sb) = COPIES
+    Ok(COPIES
         .iter()
         .filter_map(|&block| {
             let at = block as usize * BLOCK_SIZE;
             Superblock::decode(&head[at..at + BLOCK_SIZE], block).ok()
         })
-        .max_by_key(|sb| sb.generation)
-    else {
+        .max_by_key(|sb| sb.generation))
+}
+
+/// `vtierctl probe`: Ok(true) and the member's identity printed when
+/// `path` holds a valid vtier superblock (either copy), Ok(false) and a
+/// note on standard error when it holds none, Err when it cannot be read.
+fn probe(path: &Path, export: bool) -> Result<bool, String> {
+    let Some(sb) = member_superblock(path)? else {
         eprintln!("{}: no valid vtier superblock", path.display());
         return Ok(false);
     };

@@ -4,10 +4,13 @@
 //! reports the identity its superblock holds (decoded here with the
 //! engine), anything else exits 2 and prints nothing on standard output.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::dashed;
 use vtier_engine::format::superblock::{Superblock, BLOCK_SIZE};
 
 const VTIERCTL: &str = env!("CARGO_BIN_EXE_vtierctl");
@@ -34,18 +37,6 @@ fn export(path: &Path) -> (Option<i32>, HashMap<String, String>, String) {
         })
         .collect();
     (out.status.code(), pairs, stdout)
-}
-
-fn dashed(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }
 
 fn image(dir: &Path, name: &str, bytes: usize) -> PathBuf {
