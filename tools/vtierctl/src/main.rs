@@ -24,7 +24,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use vtier_engine::crypt::cipher::TWEAK_SIZE;
 use vtier_engine::crypt::encryption::Encryption;
 use vtier_engine::crypt::soft::SoftXts;
@@ -35,7 +35,11 @@ use vtier_engine::journal::meta_device::{FormatOptions, MetaDevice};
 use vtier_engine::map::lba_map::LbaMap;
 
 #[derive(Parser)]
-#[command(name = "vtierctl", version, about = "Manage vtier devices offline")]
+#[command(
+    name = "vtierctl",
+    version,
+    about = "Format, assemble, check and inspect vtier volumes"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -227,6 +231,18 @@ enum Cmd {
         #[arg(required = true)]
         blocks: Vec<u64>,
     },
+    /// Print shell completions for vtierctl, e.g. `vtierctl completions
+    /// bash > /usr/share/bash-completion/completions/vtierctl`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print vtierctl's man page (roff, section 8), or that of one
+    /// subcommand (vtierctl-NAME), e.g. `vtierctl man | man -l -`.
+    Man {
+        /// A subcommand.
+        subcommand: Option<String>,
+    },
     /// Check a key against an encrypted device's key check value.
     CheckKey {
         /// Device or image (any member of the set).
@@ -274,6 +290,16 @@ fn main() -> ExitCode {
             assemble::assemble(&name, &devices, scan, uuid.as_deref(), key, dry_run)
         }
         Cmd::Stop { name } => assemble::stop(&name),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vtierctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Cmd::Man { subcommand } => man(subcommand.as_deref()),
         Cmd::Show { device } => show(&device),
         Cmd::Probe { device, export } => {
             return match probe(&device, export) {
@@ -331,6 +357,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `vtierctl man [SUBCOMMAND]`: the page rendered from the clap
+/// definitions.
+fn man(subcommand: Option<&str>) -> Result<(), String> {
+    let cli = Cli::command();
+    let page = match subcommand {
+        None => clap_mangen::Man::new(cli),
+        Some(name) => {
+            let sub = cli
+                .find_subcommand(name)
+                .ok_or_else(|| format!("no subcommand {name}"))?
+                .clone();
+            let title = format!("vtierctl-{name}");
+            clap_mangen::Man::new(sub.name(title.clone()).bin_name(title))
+        }
+    };
+    page.section("8")
+        .render(&mut std::io::stdout())
+        .map_err(|e| format!("writing the man page: {e}"))
 }
 
 fn random_uuid() -> Result<[u8; 16], String> {
