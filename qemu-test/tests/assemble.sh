@@ -19,7 +19,11 @@
 # - a member held by a running volume: the kernel's EBUSY is reported and
 #   the directory removed again;
 # - b comes up by name while a is up; `stop` takes both down and removes
-#   their directories; `stop` of a volume that is not there fails.
+#   their directories; `stop` of a volume that is not there fails;
+# - a volume table (NAME UUID KEY): `assemble --all` brings up both (a's
+#   data intact), again says both are assembled already, `stop --all`
+#   takes both down, `assemble b` finds b's members by the table's UUID,
+#   and a name not in the table is refused.
 set -eu
 # shellcheck disable=SC3040 # busybox ash has pipefail
 set -o pipefail
@@ -123,6 +127,29 @@ wait_bdev "/dev/$disk" a
 got=$(sha_range "/dev/$disk" 0 $((8 * MiB)))
 [ "$got" = "$sum" ] || fail "a: the 8 MiB read back differ from what was written"
 run vtierctl stop a
+
+step "the volume table: assemble --all, by name, stop --all"
+cat >/tmp/vtiertab <<TAB
+# name uuid key
+a $uuid_a /tmp/key.bin
+b $(echo "$uuid_b" | tr a-f A-F) none   # either case
+TAB
+run cat /tmp/vtiertab
+run vtierctl assemble --all --tab /tmp/vtiertab
+[ "$(volumes | tr '\n' ' ')" = "a b " ] || fail "assemble --all: configfs holds '$(volumes)'"
+disk=$(cat "$VT/a/disk")
+wait_bdev "/dev/$disk" a
+[ "$(sha_range "/dev/$disk" 0 $((8 * MiB)))" = "$sum" ] || fail "a (from the table): the 8 MiB read back differ"
+out=$(vtierctl assemble --all --tab /tmp/vtiertab) || fail "assemble --all again failed: $out"
+[ "$out" = "a: assembled already
+b: assembled already" ] || fail "assemble --all again said: $out"
+run vtierctl stop --all --tab /tmp/vtiertab
+[ -z "$(volumes)" ] || fail "stop --all left: $(volumes)"
+out=$(vtierctl assemble b --tab /tmp/vtiertab) || fail "assemble b (table) failed: $out"
+echo "$out"
+UP=b
+refused "c: not in /tmp/vtiertab" vtierctl assemble c --tab /tmp/vtiertab
+run vtierctl stop b
 [ -z "$(volumes)" ] || fail "volumes left in configfs at the end: $(volumes)"
 vtier_unload
-echo "assemble: --scan, order, key check, refusals and stop as expected"
+echo "assemble: --scan, order, key check, refusals, the volume table and stop as expected"

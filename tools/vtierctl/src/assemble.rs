@@ -42,10 +42,207 @@ pub enum KeySource<'a> {
     Name(&'a str),
 }
 
+/// Where `assemble` and `stop` look up volumes by name when no device is
+/// named.
+pub const TAB: &str = "/etc/vtiertab";
+
+/// One line of the volume table: `NAME UUID KEY`.
+pub struct TabEntry {
+    pub name: String,
+    pub uuid: String,
+    pub key: TabKey,
+}
+
+/// The KEY field of a volume table line.
+pub enum TabKey {
+    /// `none`: the volume is not encrypted.
+    None,
+    /// An absolute path: a key file.
+    File(PathBuf),
+    /// `keyring:DESC`: a logon key in the kernel keyring.
+    Name(String),
+}
+
+impl TabEntry {
+    /// The key source this entry names.
+    pub fn key_source(&self) -> KeySource<'_> {
+        match &self.key {
+            TabKey::None => KeySource::None,
+            TabKey::File(p) => KeySource::File(p),
+            TabKey::Name(n) => KeySource::Name(n),
+        }
+    }
+}
+
+/// Reads the volume table `path`: one volume per line, `NAME UUID KEY`
+/// separated by blanks, where KEY is `none`, `keyring:DESC` or the
+/// absolute path of a key file; `#` starts a comment. A line that is not
+/// one, or a name given twice, is an error naming the line.
+pub fn read_tab(path: &Path) -> Result<Vec<TabEntry>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut entries: Vec<TabEntry> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), n + 1);
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, uuid, key] = fields[..] else {
+            return Err(format!(
+                "{at}: expected NAME UUID KEY (KEY: none, keyring:DESC or /path/to/key), got {} fields",
+                fields.len()
+            ));
+        };
+        check_name(name).map_err(|e| format!("{at}: {e}"))?;
+        if parse_uuid(uuid).is_none() {
+            return Err(format!("{at}: '{uuid}' is not a UUID"));
+        }
+        let key = match key {
+            "none" => TabKey::None,
+            k if k.starts_with("keyring:") && k.len() > "keyring:".len() => {
+                TabKey::Name(k["keyring:".len()..].to_string())
+            }
+            k if k.starts_with('/') => TabKey::File(PathBuf::from(k)),
+            k => {
+                return Err(format!(
+                    "{at}: key '{k}': expected none, keyring:DESC or an absolute path"
+                ))
+            }
+        };
+        if entries.iter().any(|e| e.name == name) {
+            return Err(format!("{at}: volume {name} named twice"));
+        }
+        entries.push(TabEntry {
+            name: name.to_string(),
+            uuid: uuid.to_ascii_lowercase(),
+            key,
+        });
+    }
+    Ok(entries)
+}
+
+/// The entry for `name` in the table `path`.
+pub fn tab_entry(path: &Path, name: &str) -> Result<TabEntry, String> {
+    read_tab(path)?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            format!(
+                "{name}: not in {}; name its devices or use --scan",
+                path.display()
+            )
+        })
+}
+
+/// Whether configfs holds volume `name`.
+pub fn exists(name: &str) -> bool {
+    Path::new(CONFIGFS).join(name).is_dir()
+}
+
+/// A UUID in either spelling (dashed or 32 hex digits, either case).
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let digits: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
+    if digits.len() != 32 || (text.len() != 32 && text.len() != 36) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
 /// A device that holds a valid vtier superblock.
 struct Member {
     path: PathBuf,
     sb: Superblock,
+}
+
+/// `vtierctl assemble` as the command line gives it: volume `name` from
+/// `devices`, or from every block device (`scan`, or no device named:
+/// then the volume table gives UUID and key, unless the command line
+/// does); with `all`, every volume of the table that configfs does not
+/// hold yet. `tab` replaces /etc/vtiertab.
+#[allow(clippy::too_many_arguments)]
+pub fn command(
+    name: Option<&str>,
+    devices: &[PathBuf],
+    scan: bool,
+    all: bool,
+    tab: Option<&Path>,
+    uuid: Option<&str>,
+    key: KeySource<'_>,
+    dry_run: bool,
+) -> Result<(), String> {
+    let tab_path = tab.unwrap_or(Path::new(TAB));
+    if all {
+        let entries = read_tab(tab_path)?;
+        let mut failed = 0;
+        for e in &entries {
+            if exists(&e.name) {
+                println!("{}: assembled already", e.name);
+                continue;
+            }
+            if let Err(why) = assemble(&e.name, &[], true, Some(&e.uuid), e.key_source(), dry_run) {
+                eprintln!("vtierctl: {}", with_name(&e.name, &why));
+                failed += 1;
+            }
+        }
+        return match failed {
+            0 => Ok(()),
+            n => Err(format!(
+                "{n} of the {} volumes of {} not assembled",
+                entries.len(),
+                tab_path.display()
+            )),
+        };
+    }
+    let name = name.ok_or("name a volume, or --all")?;
+    let entry = if tab.is_some() || (devices.is_empty() && !scan) {
+        Some(tab_entry(tab_path, name)?)
+    } else {
+        None
+    };
+    let uuid = uuid.or(entry.as_ref().map(|e| e.uuid.as_str()));
+    let key = match (key, &entry) {
+        (KeySource::None, Some(e)) => e.key_source(),
+        (k, _) => k,
+    };
+    assemble(name, devices, devices.is_empty(), uuid, key, dry_run)
+}
+
+/// `vtierctl stop` as the command line gives it: volume `name`, or with
+/// `all` every volume of the table (`tab`, default /etc/vtiertab) that
+/// configfs holds.
+pub fn stop_command(name: Option<&str>, all: bool, tab: Option<&Path>) -> Result<(), String> {
+    if !all {
+        return stop(name.ok_or("name a volume, or --all")?);
+    }
+    let tab_path = tab.unwrap_or(Path::new(TAB));
+    let entries = read_tab(tab_path)?;
+    let mut failed = 0;
+    for e in entries.iter().filter(|e| exists(&e.name)) {
+        if let Err(why) = stop(&e.name) {
+            eprintln!("vtierctl: {}", with_name(&e.name, &why));
+            failed += 1;
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} volumes of {} not stopped", tab_path.display())),
+    }
+}
+
+/// `why`, starting with the volume's name.
+fn with_name(name: &str, why: &str) -> String {
+    if why.starts_with(&format!("{name}: ")) {
+        why.to_string()
+    } else {
+        format!("{name}: {why}")
+    }
 }
 
 /// `vtierctl assemble`: brings up volume `name` from `devices` (or the
@@ -212,12 +409,12 @@ fn one_volume(members: Vec<Member>, uuid: Option<&str>) -> Result<([u8; 16], Vec
     for m in members {
         volumes.entry(m.sb.volume_uuid).or_default().push(m);
     }
-    if let Some(want) = uuid {
-        let want = want.to_ascii_lowercase();
+    if let Some(text) = uuid {
+        let want = parse_uuid(text).ok_or_else(|| format!("'{text}' is not a UUID"))?;
         return volumes
             .into_iter()
-            .find(|(u, _)| crate::uuid_string(u) == want || crate::hex(u) == want)
-            .ok_or_else(|| format!("no member of volume {want} found"));
+            .find(|(u, _)| *u == want)
+            .ok_or_else(|| format!("no member of volume {} found", crate::uuid_string(&want)));
     }
     let count = volumes.len();
     let mut each = volumes.iter();

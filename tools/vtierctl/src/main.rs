@@ -128,13 +128,25 @@ enum Cmd {
     /// to the members. Prints the device (/dev/vtierN).
     Assemble {
         /// The configfs name of the volume (/sys/kernel/config/vtier/NAME).
-        name: String,
+        /// With no device named and no --scan, its line in the volume
+        /// table gives its UUID and key, and every block device is looked
+        /// at.
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
         /// The members, in any order.
-        #[arg(required_unless_present = "scan")]
+        #[arg(conflicts_with = "scan")]
         devices: Vec<PathBuf>,
-        /// Look at every block device (/sys/class/block) instead.
-        #[arg(long, conflicts_with = "devices")]
+        /// Look at every block device (/sys/class/block).
+        #[arg(long)]
         scan: bool,
+        /// Every volume of the volume table that is not assembled yet.
+        #[arg(long, conflicts_with_all = ["name", "devices", "scan", "uuid", "key_file", "key_name"])]
+        all: bool,
+        /// The volume table instead of /etc/vtiertab: one volume per line,
+        /// NAME UUID KEY, where KEY is none, keyring:DESC (a logon key) or
+        /// the absolute path of a key file; # starts a comment.
+        #[arg(long, value_name = "FILE")]
+        tab: Option<PathBuf>,
         /// Assemble only volume UUID (as probe prints it): needed when
         /// members of several volumes are found.
         #[arg(long, value_name = "UUID")]
@@ -156,7 +168,14 @@ enum Cmd {
     /// the members), then its configfs directory removed.
     Stop {
         /// The configfs name of the volume.
-        name: String,
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Every volume of the volume table that configfs holds.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// The volume table instead of /etc/vtiertab.
+        #[arg(long, value_name = "FILE")]
+        tab: Option<PathBuf>,
     },
     /// Print the superblocks of a member device (never key material).
     Show {
@@ -277,6 +296,8 @@ fn main() -> ExitCode {
             name,
             devices,
             scan,
+            all,
+            tab,
             uuid,
             key_file,
             key_name,
@@ -287,9 +308,20 @@ fn main() -> ExitCode {
                 (_, Some(n)) => assemble::KeySource::Name(n),
                 _ => assemble::KeySource::None,
             };
-            assemble::assemble(&name, &devices, scan, uuid.as_deref(), key, dry_run)
+            assemble::command(
+                name.as_deref(),
+                &devices,
+                scan,
+                all,
+                tab.as_deref(),
+                uuid.as_deref(),
+                key,
+                dry_run,
+            )
         }
-        Cmd::Stop { name } => assemble::stop(&name),
+        Cmd::Stop { name, all, tab } => {
+            assemble::stop_command(name.as_deref(), all, tab.as_deref())
+        }
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -241,6 +241,84 @@ fn sets_that_cannot_come_up_are_refused() {
 }
 
 #[test]
+fn the_volume_table_gives_uuid_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = key_file(dir.path(), "key", 1);
+    let a = Set::new(dir.path(), "a", Some(&key));
+    let b = Set::new(dir.path(), "b", None);
+    let tab = dir.path().join("vtiertab");
+    std::fs::write(
+        &tab,
+        format!(
+            "# name uuid key\n\nva {} {}   # the encrypted one\nvb {} none\nvk {} keyring:vtier:va\n",
+            a.uuid(),
+            s(&key),
+            b.uuid().to_uppercase(),
+            a.uuid()
+        ),
+    )
+    .unwrap();
+    let tab_arg = ["--tab", s(&tab)];
+    let all: Vec<&Path> = a
+        .images
+        .iter()
+        .chain(&b.images)
+        .map(|p| p.as_path())
+        .collect();
+
+    // Members of both volumes named: the entry's UUID picks, its key file
+    // is checked and written.
+    let out = dry_run("va", &all, &tab_arg);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "'{}' > /sys/kernel/config/vtier/va/perf_device",
+            s(&a.images[0])
+        )),
+        "{t}"
+    );
+    assert!(t.contains("/sys/kernel/config/vtier/va/key"), "{t}");
+    let out = dry_run("vb", &all, &tab_arg);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!(
+        "'{}' > /sys/kernel/config/vtier/vb/perf_device",
+        s(&b.images[0])
+    )));
+    let out = dry_run("vk", &all, &tab_arg);
+    assert!(
+        text(&out).contains("echo 'vtier:va' > /sys/kernel/config/vtier/vk/key_name"),
+        "{}",
+        text(&out)
+    );
+    // The command line wins over the table.
+    let (wrong, _) = key_file(dir.path(), "wrong", 2);
+    refused(
+        &dry_run("va", &all, &["--tab", s(&tab), "--key-file", s(&wrong)]),
+        "wrong key",
+    );
+    refused(&dry_run("vc", &all, &tab_arg), "vc: not in");
+
+    // Tables that are not one: each refused naming its line.
+    for (line, want) in [
+        ("va", "expected NAME UUID KEY"),
+        ("va 1234 none", "is not a UUID"),
+        ("va 0123456789abcdef0123456789abcdefff none", "is not a UUID"),
+        ("va 01234567-89ab-cdef-0123-456789abcdef key.bin", "expected none, keyring:DESC or an absolute path"),
+        ("va 01234567-89ab-cdef-0123-456789abcdef keyring:", "expected none, keyring:DESC or an absolute path"),
+        ("a/b 01234567-89ab-cdef-0123-456789abcdef none", "volume name"),
+        (
+            "va 01234567-89ab-cdef-0123-456789abcdef none\nva 01234567-89ab-cdef-0123-456789abcdef none",
+            "vtiertab:3: volume va named twice",
+        ),
+    ] {
+        std::fs::write(&tab, format!("# a comment\n{line}\n")).unwrap();
+        refused(&dry_run("va", &all, &tab_arg), want);
+        refused(&dry_run("va", &all, &tab_arg), "vtiertab:");
+    }
+}
+
+#[test]
 fn stop_of_an_unknown_volume_is_an_error() {
     let out = vtierctl(&["stop", "vtier-test-no-such-volume"]);
     assert_eq!(out.status.code(), Some(1));
