@@ -13,7 +13,7 @@
 //! | `key` | rw | key of an encrypted volume, 128 hex digits (AES-256-XTS); reads only `set` or `unset`; an empty write clears it |
 //! | `key_name` | rw | or: the name of a `logon` key in the kernel keyring holding the 64-byte key (e.g. `vtier:v0`), looked up at `power=1`; reads the name; an empty write clears it |
 //! | `status` | ro | while powered: the volume's counters (requests, data log, cipher, destage) and its capacity tier's state (geometry, health, every member's state and error counts) |
-//! | `scrub` | rw | while powered: `N` checks the next N stripes (chunk checksums, parity) and repairs what it can; reads `next/total`; the counts are in `status` |
+//! | `scrub` | rw | while powered: `N` checks the next N stripes (chunk checksums, parity) and repairs what it can; reads `next/total` (next is total once a pass has ended; the next write starts another), `none` without a capacity tier; the counts are in `status` |
 //! | `rebuild` | rw | while powered: `N` rebuilds the next N stripes onto a replacement device; reads `member done/total`, or `none` (the caller paces it: throttling) |
 //! | `replace` | rw | while powered: `INDEX PATH` puts the block device PATH in the place of failed capacity device INDEX (0-based), which then needs `rebuild`; `capacity_devices` follows |
 //! | `destage` | rw | reads the stripes and blocks destaged since `power=1`; while powered: `N` moves up to N stripes of data from the performance tier to the capacity tier now (`EOPNOTSUPP` without erasure-coded stripes) |
@@ -568,7 +568,11 @@ impl AttributeOperations<8> for DeviceConfig {
     fn show(this: &DeviceConfig, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let inner = this.inner.lock();
         let mut w = Formatter::new(page);
-        w.write_str(if inner.device.is_some() { "see status\n" } else { "\n" })?;
+        match inner.device.as_ref().map(|v| v.scrub_position()) {
+            Some(Some((next, total))) => w.write_fmt(fmt!("{}/{}\n", next, total))?,
+            Some(None) => w.write_str("none\n")?,
+            None => w.write_str("\n")?,
+        }
         Ok(w.bytes_written())
     }
 

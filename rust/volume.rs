@@ -424,6 +424,14 @@ impl Volume {
         })
     }
 
+    /// The scrub's position: (next stripe id, stripe ids in all); None
+    /// without a capacity tier.
+    pub(crate) fn scrub_position(&self) -> Option<(u64, u64)> {
+        self.target()
+            .with_store(|store| store.stripes().map(|st| st.scrub_position()))
+            .flatten()
+    }
+
     /// The rebuild's progress: (member, done, total), if one is running.
     pub(crate) fn rebuild_progress(&self) -> Option<(usize, u64, u64)> {
         self.target()

@@ -291,7 +291,20 @@ fn scrub_repairs_what_it_can_and_counts_the_rest() {
     assert_eq!(read(&mut store, s0).unwrap(), written[0].1);
     assert_eq!(read(&mut store, s1).unwrap(), written[1].1);
     assert!(matches!(read(&mut store, s2), Err(Error::Corrupt { .. })));
-    while !store.scrub_step(3).unwrap().done {}
+    let total = store.scrub_position().1;
+    assert_eq!(store.scrub_position(), (0, total));
+    let mut steps = 0;
+    loop {
+        let p = store.scrub_step(3).unwrap();
+        steps += 1;
+        // The position the configfs attribute reads follows each step.
+        assert_eq!(store.scrub_position(), (p.cursor, total));
+        assert_eq!(p.cursor, (3 * steps).min(total));
+        if p.done {
+            break;
+        }
+    }
+    assert_eq!(store.scrub_position(), (total, total));
     let r = store.scrub_report();
     assert_eq!(r.stripes_checked, 8);
     assert_eq!(r.checksum_errors, 6);

@@ -105,6 +105,13 @@ pub(crate) struct RepairState {
 }
 
 impl<D: BlockDevice> StripeStore<D> {
+    /// Where the scrub is: (the next stripe id it checks, stripe ids in
+    /// all). The next is the total once a pass has ended; the next step
+    /// then starts another from 0.
+    pub fn scrub_position(&self) -> (u64, u64) {
+        (self.repair.scrub_cursor, self.geom.nr_stripes)
+    }
+
     /// The rebuild's progress.
     pub fn rebuild_progress(&self) -> RebuildProgress {
         RebuildProgress {

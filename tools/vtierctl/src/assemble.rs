@@ -371,8 +371,17 @@ pub fn stop(name: &str) -> Result<(), String> {
     }
     let power = fs::read_to_string(dir.join("power")).map_err(|e| format!("{name}: power: {e}"))?;
     if power.trim() == "1" {
-        fs::write(dir.join("power"), "0")
-            .map_err(|e| format!("{name}: power=0: {}", explain("power", &e)))?;
+        fs::write(dir.join("power"), "0").map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                let disk = fs::read_to_string(dir.join("disk")).unwrap_or_default();
+                format!(
+                    "{name}: /dev/{} is open or mounted: unmount it (or close it) first",
+                    disk.trim()
+                )
+            } else {
+                format!("{name}: power=0: {e}; the kernel log names the cause")
+            }
+        })?;
     }
     fs::remove_dir(&dir).map_err(|e| format!("rmdir {}: {e}", dir.display()))?;
     println!("{name}: stopped");

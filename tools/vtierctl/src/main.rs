@@ -14,6 +14,7 @@ mod check;
 mod dump;
 mod key;
 mod logwrites;
+mod progress;
 mod replay;
 mod reseal;
 mod signature;
@@ -61,6 +62,28 @@ struct VolumeArgs {
     /// Print it as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A running volume and the pace of its scrub or rebuild.
+#[derive(clap::Args)]
+struct PaceArgs {
+    /// The configfs name of the volume.
+    name: String,
+    /// Stripes per step: I/O to the volume waits while a step runs.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    step: u64,
+    /// At most this many stripes per second.
+    #[arg(long, value_name = "STRIPES", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+}
+
+impl PaceArgs {
+    fn pace(&self) -> progress::Pace {
+        progress::Pace {
+            step: self.step,
+            rate: self.rate,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,6 +200,14 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         tab: Option<PathBuf>,
     },
+    /// Scrub a running volume's capacity tier: the pass under way run to
+    /// its end, or a whole one (every stripe's checksums and parity
+    /// checked, what can be repaired repaired), in steps through configfs
+    /// with a progress bar; prints the scrub counts.
+    Scrub(PaceArgs),
+    /// Run a running volume's rebuild onto a replacement capacity device
+    /// (after configfs replace) to its end, in steps, with a progress bar.
+    Rebuild(PaceArgs),
     /// Print the superblocks of a member device (never key material).
     Show {
         /// Device or image.
@@ -322,6 +353,8 @@ fn main() -> ExitCode {
         Cmd::Stop { name, all, tab } => {
             assemble::stop_command(name.as_deref(), all, tab.as_deref())
         }
+        Cmd::Scrub(a) => progress::scrub(&a.name, &a.pace()),
+        Cmd::Rebuild(a) => progress::rebuild(&a.name, &a.pace()),
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,
