@@ -61,6 +61,7 @@ refused() {
 vtier_load
 dd if=/dev/urandom of=/tmp/key.bin bs=64 count=1 2>/dev/null
 dd if=/dev/urandom of=/tmp/wrong.bin bs=64 count=1 2>/dev/null
+chmod 600 /tmp/key.bin /tmp/wrong.bin
 run vtierctl format --perf /dev/vda --capacity /dev/vdb /dev/vdc /dev/vdd --encrypt --key-file /tmp/key.bin
 run vtierctl format --perf /dev/vde
 uuid_a=$(vtierctl probe --export /dev/vdc | sed -n 's/^ID_FS_UUID=//p')

@@ -534,6 +534,7 @@ fn key_attribute(
             Ok(Some(("key_name", Zeroizing::new((*desc).to_string()))))
         }
         (true, KeySource::File(file)) => {
+            warn_if_others_read(file);
             let key = key::read_key_file(file)?;
             let cipher =
                 SoftXts::new(&key).map_err(|e| format!("key file {}: {e}", file.display()))?;
@@ -557,6 +558,22 @@ fn key_attribute(
                 hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
             }
             Ok(Some(("key", hex)))
+        }
+    }
+}
+
+/// Warns (on standard error) when users other than the key file's owner
+/// may read it, as cryptsetup does for crypttab key files.
+fn warn_if_others_read(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(file) {
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o044 != 0 {
+            eprintln!(
+                "vtierctl: warning: key file {} can be read by other users (mode {mode:04o}); \
+                 chmod 400 it",
+                file.display()
+            );
         }
     }
 }

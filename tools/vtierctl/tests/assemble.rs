@@ -71,6 +71,9 @@ fn key_file(dir: &Path, name: &str, seed: u8) -> (PathBuf, String) {
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let path = dir.join(name);
     std::fs::write(&path, &hex).unwrap();
+    // Readable by its owner only, as a key file should be.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     (path, hex)
 }
 
@@ -121,6 +124,33 @@ fn members_are_placed_by_device_index_and_the_key_is_checked() {
     assert_eq!(lines[4], format!("echo '1' > {vt}/power"));
     assert_eq!(lines.len(), 5, "{t}");
     assert!(!t.contains(&key_hex), "the key was printed:\n{t}");
+
+    // A key file others can read works, with a warning; one only its
+    // owner reads, without.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = dry_run(
+        "v0",
+        &[&i[0], &i[1], &i[2], &i[3]],
+        &["--key-file", s(&key)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can be read by other users (mode 0644)"),
+        "{}",
+        text(&out)
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let out = dry_run(
+        "v0",
+        &[&i[0], &i[1], &i[2], &i[3]],
+        &["--key-file", s(&key)],
+    );
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out)
+    );
 
     // A keyring key name goes to key_name, unchecked (the kernel reads it).
     let out = dry_run(
