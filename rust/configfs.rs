@@ -15,7 +15,7 @@
 //! | `status` | ro | while powered: the volume's counters (requests, data log, cipher, destage) and its capacity tier's state (geometry, health, every member's state and error counts) |
 //! | `scrub` | rw | while powered: `N` checks the next N stripes (chunk checksums, parity) and repairs what it can; reads `next/total` (next is total once a pass has ended; the next write starts another), `none` without a capacity tier; the counts are in `status` |
 //! | `rebuild` | rw | while powered: `N` rebuilds the next N stripes onto a replacement device; reads `member done/total`, or `none` (the caller paces it: throttling) |
-//! | `replace` | rw | while powered: `INDEX PATH` puts the block device PATH in the place of failed capacity device INDEX (0-based), which then needs `rebuild`; `capacity_devices` follows |
+//! | `replace` | rw | while powered: `INDEX PATH` puts the block device PATH in the place of failed capacity member INDEX (0-based, as `status` numbers them: the capacity device named INDEX+1st in `capacity_devices`), which then needs `rebuild`; `capacity_devices` follows |
 //! | `destage` | rw | reads the stripes and blocks destaged since `power=1`; while powered: `N` moves up to N stripes of data from the performance tier to the capacity tier now (`EOPNOTSUPP` without erasure-coded stripes) |
 //! | `destage_watermarks` | rw | `HIGH LOW`: with a capacity tier, data moves to it in the background once more than HIGH percent of the performance tier is in use, until less than LOW percent is (default `60 40`; `0 0` turns it off; `LOW < HIGH <= 100`); may change while powered |
 //!
@@ -647,7 +647,7 @@ impl AttributeOperations<10> for DeviceConfig {
         })?;
         let mut inner = this.inner.lock();
         if index >= inner.config.capacity.len() {
-            pr_err!("{}: replace: there is no capacity device {}\n", this.name(), index);
+            pr_err!("{}: replace: there is no capacity member {}\n", this.name(), index);
             return Err(EINVAL);
         }
         if Iterator::chain(inner.config.perf.iter(), inner.config.capacity.iter()).any(|m| m.dev == dev) {
@@ -662,7 +662,7 @@ impl AttributeOperations<10> for DeviceConfig {
         v.replace(index, &member, this.holder()).inspect_err(|e| {
             pr_err!("{}: replace failed ({})\n", this.name(), e.to_errno());
         })?;
-        pr_info!("{}: capacity device {} replaced by {}; rebuild it with `rebuild`\n", this.name(), index, member.path.as_bstr());
+        pr_info!("{}: capacity member {} replaced by {}; rebuild it with `rebuild`\n", this.name(), index, member.path.as_bstr());
         inner.config.capacity[index] = member;
         Ok(())
     }

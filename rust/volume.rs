@@ -346,7 +346,13 @@ impl Volume {
                 return Err(fail(
                     name,
                     EINVAL,
-                    fmt!("{}: is capacity device {}, configured as {}", m.path.as_bstr(), sb.device_index, position),
+                    fmt!(
+                        "{}: is capacity member {} (device {} of the set), named as member {}",
+                        m.path.as_bstr(),
+                        sb.device_index.saturating_sub(1),
+                        sb.device_index,
+                        i
+                    ),
                 ));
             }
             area_start = area_start.max(sb.data_start);
@@ -465,7 +471,7 @@ impl Volume {
             let st = store.stripes().ok_or(EOPNOTSUPP)?;
             let state = st.member_stats(index).ok_or(EINVAL)?.state;
             if !matches!(state, MemberState::Failed | MemberState::Missing) {
-                pr_err!("{}: replace: capacity device {} is {}, not failed\n", self.name(), index, state.name());
+                pr_err!("{}: replace: capacity member {} is {}, not failed\n", self.name(), index, state.name());
                 return Err(EBUSY);
             }
             let csb = MetaDevice::format_capacity(&mut dev, &opts, position).map_err(|e| {

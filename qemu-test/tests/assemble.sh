@@ -116,7 +116,7 @@ run vtierctl stop a
 UP=''
 refused "wrong key" vtierctl assemble a /dev/vda /dev/vdb /dev/vdc /dev/vdd --key-file /tmp/wrong.bin
 refused "the volume is encrypted" vtierctl assemble a /dev/vda /dev/vdb /dev/vdc /dev/vdd
-refused "device 3 of 4 not found" vtierctl assemble a /dev/vda /dev/vdb /dev/vdc --key-file /tmp/key.bin
+refused "device 3 (capacity member 2) of 4 not found" vtierctl assemble a /dev/vda /dev/vdb /dev/vdc --key-file /tmp/key.bin
 refused "no such volume" vtierctl stop a
 
 step "a again, its members named in another order: the data is there"

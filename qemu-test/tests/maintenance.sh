@@ -62,7 +62,7 @@ echo 0 >/sys/block/vdc/make-it-fail
 attr_write "$VT/m/replace" "1 /dev/vde"
 out=$(vtierctl rebuild m --step 8) || fail "vtierctl rebuild failed: $out"
 echo "$out"
-case $out in "m: capacity device 1 rebuilt ("*" stripes in "*) ;; *) fail "rebuild said: $out" ;; esac
+case $out in "m: capacity member 1 rebuilt ("*" stripes in "*) ;; *) fail "rebuild said: $out" ;; esac
 [ "$(cat "$VT/m/rebuild")" = none ] || fail "rebuild still running: $(cat "$VT/m/rebuild")"
 [ "$(grep -c '^member [0-9]: ok' "$VT/m/status")" = 3 ] || fail "not every member ok: $(grep '^member' "$VT/m/status")"
 out=$(vtierctl rebuild m) || fail "vtierctl rebuild (none running) failed: $out"

@@ -497,12 +497,9 @@ fn order(volume: &[u8; 16], members: Vec<Member>) -> Result<Vec<Member>, String>
         .iter()
         .enumerate()
         .filter(|(_, s)| s.is_none())
-        .map(|(i, _)| {
-            if i == 0 {
-                "0 (performance)".to_string()
-            } else {
-                i.to_string()
-            }
+        .map(|(i, _)| match i {
+            0 => "0 (the performance device)".to_string(),
+            i => format!("{i} (capacity member {})", i - 1),
         })
         .collect();
     if !missing.is_empty() {

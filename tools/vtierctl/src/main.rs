@@ -561,9 +561,9 @@ fn format(
             )
         })?;
         println!(
-            "{}: formatted as {:?} device {index} of {nr_devices}, {nr_blocks} blocks",
+            "{}: formatted as {}, device {index} of {nr_devices}, {nr_blocks} blocks",
             path.display(),
-            sb.role
+            member_name(sb.device_index)
         );
         if index == 0 {
             perf_sb = Some(sb);
@@ -717,6 +717,16 @@ fn uuid_string(u: &[u8; 16]) -> String {
     )
 }
 
+/// What device `index` of a set is, as the module's `status` names it:
+/// the performance device, or capacity member `index - 1` (`member N`
+/// there, and the N that configfs `replace` takes).
+fn member_name(index: u32) -> String {
+    match index.checked_sub(1) {
+        None => "the performance device".to_string(),
+        Some(m) => format!("capacity member {m}"),
+    }
+}
+
 /// The newest valid superblock copy of `path`, None when neither copy is
 /// one (a device shorter than the superblocks, as udev probes every block
 /// device, reads as zeroes past its end: no member), Err when `path`
@@ -764,8 +774,9 @@ fn probe(path: &Path, export: bool) -> Result<bool, String> {
         println!("VTIER_ENCRYPTED={}", u8::from(encrypted));
     } else {
         println!(
-            "{}: vtier {role} device {} of {} of volume {volume}{}",
+            "{}: vtier {}, device {} of {} of volume {volume}{}",
             path.display(),
+            member_name(sb.device_index),
             sb.device_index,
             sb.nr_devices,
             if encrypted { ", encrypted" } else { "" }

@@ -147,7 +147,7 @@ pub fn rebuild(name: &str, p: &Pace) -> Result<(), String> {
     };
     let bar = bar(
         total,
-        &format!("{name}: rebuild of capacity device {member}"),
+        &format!("{name}: rebuild of capacity member {member}"),
     );
     bar.set_position(done);
     let (start, first) = (Instant::now(), done);
@@ -170,7 +170,7 @@ pub fn rebuild(name: &str, p: &Pace) -> Result<(), String> {
     }
     bar.finish_and_clear();
     println!(
-        "{name}: capacity device {member} rebuilt ({} stripes in {:.1} s)",
+        "{name}: capacity member {member} rebuilt ({} stripes in {:.1} s)",
         total - first,
         start.elapsed().as_secs_f64()
     );

@@ -265,7 +265,7 @@ pub fn order_members(capacity: &[PathBuf]) -> Result<Option<Members>, String> {
             .ok_or_else(|| format!("{}: bad device index {}", path.display(), sb.device_index))?;
         if let Some(other) = &slots[pos] {
             return Err(format!(
-                "{} and {} are both capacity device {}",
+                "{} and {} are both capacity member {pos} (device {} of the set)",
                 other.display(),
                 path.display(),
                 sb.device_index

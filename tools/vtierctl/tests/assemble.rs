@@ -201,11 +201,11 @@ fn sets_that_cannot_come_up_are_refused() {
     // A capacity member or the performance device left out.
     refused(
         &dry_run("v0", &[&ai[0], &ai[1], &ai[3]], &[]),
-        "device 2 of 4 not found",
+        "device 2 (capacity member 1) of 4 not found",
     );
     refused(
         &dry_run("v0", &[&ai[1], &ai[2], &ai[3]], &[]),
-        "device 0 (performance) of 4 not found",
+        "device 0 (the performance device) of 4 not found",
     );
     // Members of two volumes: which one is meant must be said, and then
     // that one must be whole.
@@ -225,7 +225,7 @@ fn sets_that_cannot_come_up_are_refused() {
             &[&ai[0], &ai[1], &ai[2], &ai[3], &bi[0]],
             &["--uuid", &b.uuid()],
         ),
-        "device 1, 2, 3 of 4 not found",
+        "device 1 (capacity member 0), 2 (capacity member 1), 3 (capacity member 2) of 4 not found",
     );
     refused(
         &dry_run(

@@ -310,7 +310,7 @@ fn status_refuses_a_device_of_another_volume_or_twice() {
     let out = a.status(&[0, 0]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("both capacity device 1"),
+        text(&out).contains("both capacity member 0 (device 1 of the set)"),
         "{}",
         text(&out)
     );
