@@ -217,6 +217,24 @@ PY
 	done
 }
 
+# Whether /init has run in the boot logged in $log_file: its VTIER-GUEST-UP
+# line, or any line a test prints (`+ CMD`, `==> STEP`, its result), in
+# case a kernel message on the console split that one line.
+GUEST_RAN='VTIER-GUEST-UP|VTIER-TEST-RESULT|^([+]|==>) '
+guest_ran() {
+	tr -d '\r' <"$log_file" 2>/dev/null | grep -qE "$GUEST_RAN"
+}
+
+# fresh_disks: the disk images zeroed again, as before boot 1.
+fresh_disks() {
+	local i=0 size
+	for size in $disks; do
+		rm -f "$work/disk$i.img"
+		truncate -s "$size" "$work/disk$i.img"
+		i=$((i + 1))
+	done
+}
+
 # run_guest [kill]: runs ${qemu[@]}, the console into $log_file, until QEMU
 # exits (its status), and the guest's VTIER-HOST requests meanwhile. With
 # "kill", once the guest has printed VTIER-KILL-NOW, QEMU is killed
@@ -227,7 +245,7 @@ run_guest() {
 	"${qemu[@]}" </dev/null >"$log_file" 2>&1 &
 	qpid=$!
 	while kill -0 "$qpid" 2>/dev/null; do
-		if [ $up = 0 ] && grep -q VTIER-GUEST-UP "$log_file" 2>/dev/null; then
+		if [ $up = 0 ] && guest_ran; then
 			up=1
 		fi
 		if [ $up = 1 ]; then
@@ -259,11 +277,18 @@ run_guest() {
 	return $rc
 }
 
-# Whether the kernel reported a splat before /init ran (VTIER-GUEST-UP).
+# Whether the kernel reported a splat before /init ran (see guest_ran).
 boot_splat() {
 	local early
-	early=$(tr -d '\r' <"$log_file" | sed -n '1,/VTIER-GUEST-UP/p')
+	early=$(tr -d '\r' <"$log_file" | awk -v ran="$GUEST_RAN" '{ print } $0 ~ ran { exit }')
 	grep -E "$KLINE" <<<"$early" | grep -E "$SPLAT" >/dev/null
+}
+
+# retry_disks B: before boot B is booted again: for boot 1, disks as
+# fresh as they were (should the test have run after all, unseen, it
+# starts over); later boots keep theirs, the state of the cuts before.
+retry_disks() {
+	[ "$1" != 1 ] || fresh_disks
 }
 
 # boot_guest B: boot B of $boots, its console into $log_file (TEST.log for
@@ -287,6 +312,7 @@ boot_guest() {
 		# more and say so, keeping the hung boot's log.
 		log "$test: guest not up after ${boot_limit}s, booting again (log kept as $name.hang.log)"
 		mv "$log_file" "$outdir/$name.hang.log"
+		retry_disks "$1"
 		run_guest $kill
 		qrc=$?
 	elif boot_splat; then
@@ -297,6 +323,7 @@ boot_guest() {
 		# in the second boot fails the test as always.
 		log "$test: guest kernel splat before /init (no vtier code yet), booting again (log kept as $name.bootsplat.log)"
 		mv "$log_file" "$outdir/$name.bootsplat.log"
+		retry_disks "$1"
 		run_guest $kill
 		qrc=$?
 	fi

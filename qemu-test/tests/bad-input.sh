@@ -220,7 +220,11 @@ head_sum() {
 	dd if="$1" bs=4096 count=17 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 # format_refused WHY WANT DEV [vtierctl format options]: vtierctl format
-# fails with WANT in its message and DEV's start is unchanged.
+# fails with WANT in its message and DEV's start is unchanged. A device in
+# use is not compared: its holder (the running volume, the mounted file
+# system) may write there itself meanwhile (ext4 updates its superblock);
+# that the exclusive open failed, which "in use" reports, is what shows
+# vtierctl never had it open to write.
 format_refused() {
 	why=$1 want=$2 target=$3
 	shift 3
@@ -234,7 +238,10 @@ format_refused() {
 	*"$want"*) ;;
 	*) fail "vtierctl format of $target ($why): no '$want' in: $out" ;;
 	esac
-	[ "$(head_sum "$target")" = "$before" ] || fail "vtierctl format of $target ($why) wrote to it"
+	case $want in
+	*"in use"*) ;;
+	*) [ "$(head_sum "$target")" = "$before" ] || fail "vtierctl format of $target ($why) wrote to it" ;;
+	esac
 	cases=$((cases + 1))
 }
 format_refused "the performance device of a powered volume" "/dev/vda: in use" /dev/vda --force
