@@ -21,12 +21,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use vtier_engine::crypt::encryption::Encryption;
-use vtier_engine::crypt::soft::SoftXts;
-use vtier_engine::error::Error;
 use vtier_engine::format::superblock::{Role, Superblock};
 use zeroize::Zeroizing;
-
-use crate::key;
 
 /// Where the module's configfs subsystem lives.
 pub const CONFIGFS: &str = "/sys/kernel/config/vtier";
@@ -186,7 +182,7 @@ pub fn command(
                 println!("{}: assembled already", e.name);
                 continue;
             }
-            if let Err(why) = assemble(&e.name, &[], true, Some(&e.uuid), e.key_source(), dry_run) {
+            if let Err(why) = assemble(&e.name, &[], Some(&e.uuid), e.key_source(), dry_run) {
                 eprintln!("vtierctl: {}", with_name(&e.name, &why));
                 failed += 1;
             }
@@ -211,7 +207,7 @@ pub fn command(
         (KeySource::None, Some(e)) => e.key_source(),
         (k, _) => k,
     };
-    assemble(name, devices, devices.is_empty(), uuid, key, dry_run)
+    assemble(name, devices, uuid, key, dry_run)
 }
 
 /// `vtierctl stop` as the command line gives it: volume `name`, or with
@@ -245,18 +241,18 @@ fn with_name(name: &str, why: &str) -> String {
     }
 }
 
-/// `vtierctl assemble`: brings up volume `name` from `devices` (or the
-/// block devices found by `scan`), optionally only the volume `uuid`.
+/// `vtierctl assemble`: brings up volume `name` from `devices` (every
+/// block device when none is named), optionally only the volume `uuid`.
 /// With `dry_run`, prints the configfs writes instead of making them.
 pub fn assemble(
     name: &str,
     devices: &[PathBuf],
-    scan: bool,
     uuid: Option<&str>,
     key: KeySource<'_>,
     dry_run: bool,
 ) -> Result<(), String> {
     check_name(name)?;
+    let scan = devices.is_empty();
     let candidates = if scan {
         scan_block_devices()?
     } else {
@@ -532,20 +528,7 @@ fn key_attribute(
         }
         (true, KeySource::File(file)) => {
             warn_if_others_read(file);
-            let key = key::read_key_file(file)?;
-            let cipher =
-                SoftXts::new(&key).map_err(|e| format!("key file {}: {e}", file.display()))?;
-            match perf.sb.encryption.check_key(&cipher) {
-                Ok(()) => {}
-                Err(Error::WrongKey) => {
-                    return Err(format!(
-                        "key file {}: wrong key: it does not match the key check value of {}",
-                        file.display(),
-                        perf.path.display()
-                    ))
-                }
-                Err(e) => return Err(format!("{}: key check failed: {e}", perf.path.display())),
-            }
+            let key = crate::matching_key(&perf.path, &perf.sb, file)?;
             // Digit by digit into one buffer of its final size: no
             // temporary string holds a part of the key.
             const DIGITS: &[u8; 16] = b"0123456789abcdef";

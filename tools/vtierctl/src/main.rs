@@ -790,16 +790,25 @@ fn check_key(path: &Path, key_file: &Path) -> Result<(), String> {
     if sb.encryption == Encryption::None {
         return Err(format!("{}: the volume is not encrypted", path.display()));
     }
+    matching_key(path, &sb, key_file)?;
+    println!(
+        "{}: the key matches the volume's key check value",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The key in `key_file` if it matches the key check value of `sb`, the
+/// superblock of `path` (an encrypted volume's member).
+fn matching_key(
+    path: &Path,
+    sb: &Superblock,
+    key_file: &Path,
+) -> Result<zeroize::Zeroizing<vtier_engine::crypt::cipher::XtsKey>, String> {
     let key = key::read_key_file(key_file)?;
     let cipher = SoftXts::new(&key).map_err(|e| format!("key file {}: {e}", key_file.display()))?;
     match sb.encryption.check_key(&cipher) {
-        Ok(()) => {
-            println!(
-                "{}: the key matches the volume's key check value",
-                path.display()
-            );
-            Ok(())
-        }
+        Ok(()) => Ok(key),
         Err(Error::WrongKey) => Err(format!(
             "{}: wrong key: it does not match the volume's key check value",
             path.display()
